@@ -1,0 +1,390 @@
+"""The `vxlan` data plane: FAN addressing on any kernel, carried by plain Linux VXLAN.
+
+Per fan: a bridge (`fan-250`) holding the gateway with the segment prefix, and a VXLAN
+device (`vx-250`: VNI = overlay >> 8, UDP 8472, no learning, local = underlay address, a
+MAC derived from that address). Per peer: a route to its segment through the VXLAN
+device, a neighbour entry for its gateway and an FDB entry pointing at its underlay
+address; peers compute the same MACs, so nothing but underlay addresses is exchanged.
+
+Every apply reads what the kernel holds, computes the difference and writes it in at most
+three batches (`ip -batch`, `bridge -batch`, `ip -batch`), so a peer joining changes only
+that peer's entries and an unchanged state runs no mutating command. What this plane
+owns is marked in the kernel itself (link alias, route protocol), so teardown needs no
+bookkeeping that could be lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from charmlibs import systemd
+
+from dataplane import ApplyError
+from machine import CommandError, Machine, render, template_key
+from plan import LocalFan
+
+logger = logging.getLogger(__name__)
+
+UDP_PORT = 8472  # what Ubuntu FAN's `dstport 0` means, so FAN firewall rules keep working
+LINK_ALIAS = "fan-networking"  # marks links this plane created or adopted
+ROUTE_PROTO = "250"  # marks routes this plane owns (unused by routing daemons)
+NAT_TABLE = "fan_networking"
+NAT_TEMPLATE = "nat.nft.j2"
+SYSCTL_NAME = "fan-networking"
+BOOT_SERVICE = "fan-networking.service"
+UNIT_FILE = f"/etc/systemd/system/{BOOT_SERVICE}"
+UNIT_WANTS = f"/etc/systemd/system/multi-user.target.wants/{BOOT_SERVICE}"
+_NAT_DIGEST = re.compile(r'comment "fan-networking ([0-9a-f]+)"')
+
+
+def vxlan_device(fan: LocalFan) -> str:
+    """`vx-250` for bridge `fan-250`. Not `fan-250-*`: LXD deletes such ports of its bridges."""
+    return "vx-" + fan.bridge.removeprefix("fan-")
+
+
+def vtep_mac(address: ipaddress.IPv4Address) -> str:
+    """A locally administered MAC derived from an underlay address: 02:fa:0a:00:03:04."""
+    return "02:fa:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """The attributes of a bridge or VXLAN device this plane compares."""
+
+    name: str
+    kind: str  # "bridge" or "vxlan"
+    mtu: int
+    addresses: frozenset[str] = frozenset()  # IPv4 "a.b.c.d/p"
+    mac: str | None = None  # only compared for VXLAN devices
+    vxlan: tuple[int, int, str, bool] | None = None  # (id, port, local, learning)
+    alias: str | None = LINK_ALIAS
+    up: bool = True
+
+
+@dataclasses.dataclass
+class KernelState:
+    """Links, per-peer entries and NAT: desired (from the plan) or observed (from the kernel)."""
+
+    links: dict[str, Link] = dataclasses.field(default_factory=dict)
+    routes: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)  # dst: (via, dev)
+    neighbours: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # (dev, ip): mac
+    fdb: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # (dev, mac): underlay
+    nat_rules: tuple[tuple[str, str, str], ...] = ()  # (segment, overlay, bridge) to masquerade
+    nat_digest: str | None = None
+
+
+@dataclasses.dataclass
+class Batches:
+    """The commands that turn the observed state into the desired one, in apply order."""
+
+    links: list[str] = dataclasses.field(default_factory=list)  # ip -batch
+    fdb: list[str] = dataclasses.field(default_factory=list)  # bridge -batch
+    peers: list[str] = dataclasses.field(default_factory=list)  # ip -batch: neighbours, routes
+    nat: str | None = None  # nft -f ruleset, "" to delete the table
+
+    def __len__(self) -> int:
+        return len(self.links) + len(self.fdb) + len(self.peers) + (self.nat is not None)
+
+
+def desired_state(fans: Sequence[LocalFan]) -> KernelState:
+    """The kernel state that carries `fans`."""
+    state = KernelState()
+    for fan in fans:
+        device = vxlan_device(fan)
+        state.links[fan.bridge] = Link(
+            fan.bridge, "bridge", fan.mtu, frozenset({f"{fan.gateway}/{fan.segment.prefixlen}"})
+        )
+        state.links[device] = Link(
+            device,
+            "vxlan",
+            fan.mtu,
+            mac=vtep_mac(fan.address.ip),
+            vxlan=(fan.vni, UDP_PORT, str(fan.address.ip), False),
+        )
+        for peer in fan.peers:
+            if peer.direct:
+                state.routes[str(peer.segment)] = (str(peer.underlay), fan.ifname)
+                continue
+            mac = vtep_mac(peer.underlay)
+            state.routes[str(peer.segment)] = (str(peer.gateway), device)
+            state.neighbours[(device, str(peer.gateway))] = mac
+            state.fdb[(device, mac)] = str(peer.underlay)
+    if fans:
+        # Masquerade what leaves each overlay; traffic between segments keeps its source.
+        state.nat_rules = tuple((str(f.segment), str(f.mapping.overlay), f.bridge) for f in fans)
+        state.nat_digest = template_key(NAT_TEMPLATE, table=NAT_TABLE, rules=state.nat_rules)
+    return state
+
+
+def diff(desired: KernelState, observed: KernelState) -> Batches:
+    """The batches that turn `observed` into `desired`, touching nothing that already matches."""
+    batches = Batches()
+    gone: set[str] = set()  # links deleted or recreated: their entries vanish with them
+    for name, link in observed.links.items():
+        if name not in desired.links and link.alias == LINK_ALIAS:
+            batches.links.append(f"link del dev {name}")
+            gone.add(name)
+    for name, want in desired.links.items():
+        have = observed.links.get(name)
+        if have is not None and have.kind != want.kind:
+            if have.alias != LINK_ALIAS:
+                raise ApplyError(f"{name} exists and is a {have.kind or 'plain'} link, not a {want.kind}")
+            batches.links.append(f"link del dev {name}")
+            have = None
+        if have is not None and want.vxlan is not None and have.vxlan != want.vxlan:
+            batches.links.append(f"link del dev {name}")  # id, port or local changed: recreate
+            have = None
+        if have is None:
+            gone.add(name)
+            batches.links.append(_link_add(want))
+            have = Link(name, want.kind, want.mtu, mac=want.mac, vxlan=want.vxlan, alias=None, up=False)
+        batches.links.extend(_link_changes(want, have))
+    routes = {d: r for d, r in observed.routes.items() if r[1] not in gone}
+    neighbours = {k: v for k, v in observed.neighbours.items() if k[0] not in gone}
+    fdb = {k: v for k, v in observed.fdb.items() if k[0] not in gone}
+
+    # Removals first, so a segment that moves to another peer never has two routes.
+    for dst in routes.keys() - desired.routes.keys():
+        batches.peers.append(f"route del {dst} proto {ROUTE_PROTO}")
+    for dev, ip in neighbours.keys() - desired.neighbours.keys():
+        batches.peers.append(f"neigh del {ip} dev {dev}")
+    for (dev, mac), dst in fdb.items():
+        if (dev, mac) not in desired.fdb:
+            batches.fdb.append(f"fdb del {mac} dev {dev} dst {dst} self")
+    # Then additions: FDB before neighbours and routes, so no packet finds a route
+    # whose tunnel endpoint is unknown.
+    for (dev, mac), dst in desired.fdb.items():
+        if fdb.get((dev, mac)) != dst:
+            batches.fdb.append(f"fdb replace {mac} dev {dev} dst {dst} self permanent")
+    for (dev, ip), mac in desired.neighbours.items():
+        if neighbours.get((dev, ip)) != mac:
+            batches.peers.append(f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent")
+    for dst, (via, dev) in desired.routes.items():
+        if routes.get(dst) != (via, dev):
+            batches.peers.append(_route_replace(dst, via, dev, onlink=dev in desired.links))
+
+    if desired.nat_digest != observed.nat_digest:
+        batches.nat = ""
+        if desired.nat_rules:
+            batches.nat = render(
+                NAT_TEMPLATE, table=NAT_TABLE, rules=desired.nat_rules, digest=desired.nat_digest
+            )
+    return batches
+
+
+class VxlanPlane:
+    """FAN on any kernel: VXLAN programmed from the plan's peers."""
+
+    name = "vxlan"
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+
+    def prepare(self) -> None:
+        if shutil.which("nft") is None:
+            self.machine.install_package("nftables")
+
+    def apply(self, fans: Sequence[LocalFan]) -> list[str]:
+        return self.apply_kernel(fans) + self._ensure_boot()
+
+    def apply_kernel(self, fans: Sequence[LocalFan]) -> list[str]:
+        """Converge the kernel alone (what the boot service does)."""
+        desired = desired_state(fans)
+        observed = self.read_kernel(desired.links)
+        return self._run(diff(desired, observed)) + self._ensure_forwarding()
+
+    def teardown(self) -> list[str]:
+        observed = self.read_kernel({})
+        changes = self._run(diff(KernelState(), observed))
+        changes += self._remove_boot()
+        return changes
+
+    def kernel_state(self) -> dict[str, Any]:
+        observed = self.read_kernel({})
+        return {
+            "links": {
+                name: {"kind": link.kind, "mtu": link.mtu, "up": link.up, "addresses": sorted(link.addresses)}
+                for name, link in sorted(observed.links.items())
+            },
+            "routes": {dst: {"via": via, "dev": dev} for dst, (via, dev) in sorted(observed.routes.items())},
+            "neighbours": len(observed.neighbours),
+            "fdb-entries": len(observed.fdb),
+            "nat": "installed" if observed.nat_digest else "absent",
+        }
+
+    # -- reading the kernel -------------------------------------------------------------
+
+    def read_kernel(self, wanted: Iterable[str]) -> KernelState:
+        """What the kernel holds of this plane: links we own or want, and their entries."""
+        wanted = set(wanted)
+        state = KernelState()
+        for raw in self.machine.run_json(["ip", "-j", "-d", "addr", "show"]):
+            if raw.get("ifalias") == LINK_ALIAS or raw.get("ifname") in wanted:
+                link = _parse_link(raw)
+                state.links[link.name] = link
+        devices = {n for n, link in state.links.items() if link.kind == "vxlan"}
+        for route in self.machine.run_json(["ip", "-j", "-4", "route", "show", "proto", ROUTE_PROTO]):
+            state.routes[route["dst"]] = (route.get("gateway", ""), route.get("dev"))
+        if devices:
+            for entry in self.machine.run_json(["ip", "-j", "-4", "neigh", "show", "nud", "permanent"]):
+                if entry.get("dev") in devices and "lladdr" in entry:
+                    state.neighbours[(entry["dev"], entry["dst"])] = entry["lladdr"]
+        for device in sorted(devices):
+            for entry in self.machine.run_json(["bridge", "-j", "fdb", "show", "dev", device]):
+                if "dst" in entry:
+                    state.fdb[(device, entry["mac"])] = entry["dst"]
+        state.nat_digest = self._nat_digest()
+        return state
+
+    def _nat_digest(self) -> str | None:
+        try:
+            listing = self.machine.run(["nft", "list", "table", "ip", NAT_TABLE]).stdout
+        except CommandError as e:
+            if "No such file or directory" in e.reason:
+                return None
+            raise ApplyError(str(e)) from None
+        match = _NAT_DIGEST.search(listing)
+        return match.group(1) if match else "unknown"
+
+    # -- writing the kernel -------------------------------------------------------------
+
+    def _run(self, batches: Batches) -> list[str]:
+        try:
+            if batches.links:
+                self.machine.run(["ip", "-batch", "-"], stdin="\n".join(batches.links) + "\n")
+            if batches.fdb:
+                self.machine.run(["bridge", "-batch", "-"], stdin="\n".join(batches.fdb) + "\n")
+            if batches.peers:
+                self.machine.run(["ip", "-batch", "-"], stdin="\n".join(batches.peers) + "\n")
+            if batches.nat == "":
+                self.machine.run(["nft", "delete", "table", "ip", NAT_TABLE])
+            elif batches.nat is not None:
+                # Create-delete-define in one transaction: the ruleset is replaced atomically.
+                script = f"table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n{batches.nat}"
+                self.machine.run(["nft", "-f", "-"], stdin=script)
+        except CommandError as e:
+            raise ApplyError(str(e)) from None
+        changes = batches.links + batches.fdb + batches.peers
+        if batches.nat is not None:
+            changes.append("replaced the NAT table" if batches.nat else "deleted the NAT table")
+        return changes
+
+    def _ensure_forwarding(self) -> list[str]:
+        from charmlibs import sysctl
+
+        config = sysctl.Config(SYSCTL_NAME)
+        forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+        if forwarding and config.charm_filepath.exists():
+            return []
+        try:
+            config.configure({"net.ipv4.ip_forward": "1"})
+        except sysctl.Error as e:
+            raise ApplyError(f"could not turn on IPv4 forwarding: {e.message}") from None
+        return ["net.ipv4.ip_forward=1"]
+
+    def _ensure_boot(self) -> list[str]:
+        """A systemd unit that re-applies the recorded fans at boot, before LXD starts."""
+        changes = []
+        src = Path(__file__).resolve().parent
+        try:
+            if self.machine.write_rendered(
+                UNIT_FILE,
+                "fan-networking.service.j2",
+                python=sys.executable,
+                boot_script=str(src / "boot.py"),
+                pythonpath=os.pathsep.join(str(src.parent / d) for d in ("src", "lib", "venv")),
+            ):
+                changes.append(f"wrote {UNIT_FILE}")
+                if not systemd.daemon_reload():
+                    raise ApplyError("systemctl daemon-reload failed")
+            if not self.machine.path(UNIT_WANTS).exists():
+                if not systemd.service_enable(BOOT_SERVICE):
+                    raise ApplyError(f"could not enable {BOOT_SERVICE}, so the fan would not return after a reboot")
+                changes.append(f"enabled {BOOT_SERVICE}")
+        except OSError as e:
+            raise ApplyError(f"could not write the boot unit: {e}") from None
+        return changes
+
+    def _remove_boot(self) -> list[str]:
+        from charmlibs import sysctl
+
+        changes = []
+        if self.machine.path(UNIT_WANTS).exists() and systemd.service_disable(BOOT_SERVICE):
+            changes.append(f"disabled {BOOT_SERVICE}")
+        if self.machine.remove(UNIT_FILE):
+            changes.append(f"removed {UNIT_FILE}")
+        config = sysctl.Config(SYSCTL_NAME)
+        if config.charm_filepath.exists():
+            config.remove()
+            changes.append(f"removed {config.charm_filepath}")
+        return changes
+
+
+def _parse_link(raw: dict[str, Any]) -> Link:
+    info = raw.get("linkinfo", {})
+    kind = info.get("info_kind", "")
+    data = info.get("info_data", {})
+    vxlan = None
+    if kind == "vxlan":
+        vxlan = (data.get("id"), data.get("port"), data.get("local"), bool(data.get("learning")))
+    addresses = frozenset(
+        f"{a['local']}/{a['prefixlen']}" for a in raw.get("addr_info", []) if a.get("family") == "inet"
+    )
+    return Link(
+        raw["ifname"],
+        kind,
+        raw.get("mtu", 0),
+        addresses,
+        raw.get("address") if kind == "vxlan" else None,
+        vxlan,
+        raw.get("ifalias"),
+        "UP" in raw.get("flags", []),
+    )
+
+
+def _link_add(link: Link) -> str:
+    if link.kind == "bridge":
+        return f"link add name {link.name} mtu {link.mtu} type bridge"
+    vni, port, local, _ = link.vxlan or (0, UDP_PORT, "", False)
+    return (
+        f"link add name {link.name} address {link.mac} mtu {link.mtu} "
+        f"type vxlan id {vni} dstport {port} local {local} nolearning"
+    )
+
+
+def _link_changes(want: Link, have: Link) -> list[str]:
+    commands = []
+    settings = []
+    if have.mtu != want.mtu:
+        settings.append(f"mtu {want.mtu}")
+    if want.mac and have.mac != want.mac:
+        settings.append(f"address {want.mac}")
+    if have.alias != LINK_ALIAS:
+        settings.append(f"alias {LINK_ALIAS}")
+    if not have.up:
+        settings.append("up")
+    if settings:
+        commands.append(f"link set dev {want.name} {' '.join(settings)}")
+    for address in sorted(want.addresses - have.addresses):
+        commands.append(f"addr replace {address} dev {want.name}")
+    for address in sorted(have.addresses - want.addresses):
+        commands.append(f"addr del {address} dev {want.name}")
+    return commands
+
+
+def _route_replace(dst: str, via: str, dev: str | None, onlink: bool) -> str:
+    command = f"route replace {dst} via {via}"
+    if dev:
+        command += f" dev {dev}"
+    if onlink:
+        command += " onlink"
+    return f"{command} proto {ROUTE_PROTO}"
