@@ -23,7 +23,7 @@ import ops
 import fan
 import plan
 from dataplane import ApplyError, DataPlane, make_dataplane, read_applied, write_applied
-from machine import STATE_DIR, CommandError, HostAddress, Machine
+from machine import FAN_KERNEL_CACHE, STATE_DIR, CommandError, HostAddress, Machine
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +181,13 @@ class FanNetworkingCharm(ops.CharmBase):
             logger.info("handing this machine's fan over to %s", successor)
             return
         self._apply(None, [])
-        self.machine.remove(OWNER_FILE)
-        self.machine.remove(f"{STATE_DIR}/rendered.json")
-        try:
-            self.machine.path(STATE_DIR).rmdir()
-        except OSError:
-            pass  # not empty: something else of ours still needs it, or never created
+        for path in (OWNER_FILE, f"{STATE_DIR}/rendered.json", FAN_KERNEL_CACHE):
+            self.machine.remove(path)
+        for directory in (STATE_DIR, str(Path(FAN_KERNEL_CACHE).parent)):
+            try:
+                self.machine.path(directory).rmdir()
+            except OSError:
+                pass  # not empty (something else of ours still needs it) or never made
 
     def _plane(self, name: str) -> DataPlane:
         return make_dataplane(name, self.machine)

@@ -140,6 +140,17 @@ class Machine:
         self.write_text(FAN_KERNEL_CACHE, "yes\n" if supported else "no\n")
         return supported
 
+    def sysctl(self, name: str) -> Any:
+        """charmlibs-sysctl's `Config(name)`, keeping its files under this machine's root."""
+        from charmlibs import sysctl
+        from charmlibs.sysctl import _sysctl
+
+        # The library keeps its paths in module globals; a moved root must move them too.
+        _sysctl.SYSCTL_DIRECTORY = self.path("/etc/sysctl.d")
+        _sysctl.SYSCTL_FILENAME = _sysctl.SYSCTL_DIRECTORY / "95-juju-sysctl.conf"
+        _sysctl.SYSCTL_DIRECTORY.mkdir(parents=True, exist_ok=True)
+        return sysctl.Config(name)
+
     # -- files ------------------------------------------------------------------------
 
     def read_text(self, path: str) -> str:

@@ -281,7 +281,7 @@ class VxlanPlane:
     def _ensure_forwarding(self) -> list[str]:
         from charmlibs import sysctl
 
-        config = sysctl.Config(SYSCTL_NAME)
+        config = self.machine.sysctl(SYSCTL_NAME)
         forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
         if forwarding and config.charm_filepath.exists():
             return []
@@ -315,17 +315,22 @@ class VxlanPlane:
         return changes
 
     def _remove_boot(self) -> list[str]:
-        from charmlibs import sysctl
+        from charmlibs.sysctl import _sysctl as sysctl_files
 
         changes = []
         if self.machine.path(UNIT_WANTS).exists() and systemd.service_disable(BOOT_SERVICE):
             changes.append(f"disabled {BOOT_SERVICE}")
         if self.machine.remove(UNIT_FILE):
             changes.append(f"removed {UNIT_FILE}")
-        config = sysctl.Config(SYSCTL_NAME)
+        config = self.machine.sysctl(SYSCTL_NAME)
         if config.charm_filepath.exists():
             config.remove()
             changes.append(f"removed {config.charm_filepath}")
+            # The merged file is shared by every charm using charmlibs-sysctl: delete it
+            # only when no charm's settings are left in it.
+            merged = sysctl_files.SYSCTL_FILENAME
+            if not any(merged.parent.glob(f"{sysctl_files.CHARM_FILENAME_PREFIX}*")):
+                merged.unlink(missing_ok=True)
         return changes
 
 

@@ -96,10 +96,9 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMac
     monkeypatch.setenv("FAKE_LOG", str(fake.log))
     monkeypatch.delenv("FAKE_FAIL", raising=False)
     monkeypatch.setattr(charm, "MACHINE_ROOT", root)
-    sysctl_dir = root / "etc/sysctl.d"
-    sysctl_dir.mkdir(parents=True)
-    monkeypatch.setattr(_sysctl, "SYSCTL_DIRECTORY", sysctl_dir)
-    monkeypatch.setattr(_sysctl, "SYSCTL_FILENAME", sysctl_dir / "95-juju-sysctl.conf")
+    # Machine.sysctl() moves charmlibs-sysctl's paths under the root; restore them afterwards.
+    monkeypatch.setattr(_sysctl, "SYSCTL_DIRECTORY", _sysctl.SYSCTL_DIRECTORY)
+    monkeypatch.setattr(_sysctl, "SYSCTL_FILENAME", _sysctl.SYSCTL_FILENAME)
     fake.set_addresses(("lo", 65536, []))
     yield fake
 
