@@ -27,9 +27,7 @@ EXAMPLE = "10.0.0.0/16=250.0.0.0/8"
 MAX_SEGMENT_PREFIXLEN = 30
 
 # Overlays the kernel will not route as unicast: "this network", loopback, multicast.
-_UNROUTABLE = tuple(
-    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4")
-)
+_UNROUTABLE = tuple(ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4"))
 
 _MAX_IFNAME = 15  # IFNAMSIZ - 1
 _CIDR = re.compile(r"^[^/\s]+/[0-9]+$", re.ASCII)
@@ -83,7 +81,8 @@ def format_fan_config(mappings: Iterable[Mapping]) -> str:
 
 
 def overlay_segment(
-    mapping: Mapping, subnet: str | IPv4Network | ipaddress.IPv6Network
+    mapping: Mapping,
+    subnet: str | IPv4Network | ipaddress.IPv6Network | ipaddress.IPv4Interface | IPv4Address,
 ) -> IPv4Network | None:
     """Juju's CalculateOverlaySegment: the slice of the overlay that `subnet` maps to.
 
@@ -92,6 +91,10 @@ def overlay_segment(
     """
     if isinstance(subnet, str):
         subnet = _parse_subnet(subnet)
+    elif isinstance(subnet, ipaddress.IPv4Interface):
+        subnet = subnet.network
+    elif isinstance(subnet, ipaddress.IPv4Address):
+        subnet = ipaddress.IPv4Network((subnet, 32))
     if not isinstance(subnet, ipaddress.IPv4Network):
         return None
     underlay, overlay = mapping.underlay, mapping.overlay
@@ -195,14 +198,21 @@ def _check_overlaps(mappings: list[Mapping]) -> None:
                 raise FanConfigError(f"invalid FAN config, entry listed twice: {a}")
             if a.overlay.overlaps(b.overlay):
                 raise FanConfigError(
-                    f"invalid FAN config, overlays overlap: {a} and {b} "
-                    f"(every overlay needs its own range)"
+                    f"invalid FAN config, overlays overlap: {a} and {b} (every overlay needs its own range)"
                 )
             for x, y in ((a, b), (b, a)):
                 if x.overlay.overlaps(y.underlay):
                     raise FanConfigError(
                         f"invalid FAN config, overlay {x.overlay} of {x} overlaps the underlay of {y}"
                     )
+            # Every machine carries every mapping, and the kernel refuses a second VXLAN
+            # device with the same id and port; only overlays longer than /24 can collide.
+            if vxlan_id(a) == vxlan_id(b):
+                raise FanConfigError(
+                    f"invalid FAN config, overlays {a.overlay} and {b.overlay} would share VXLAN id "
+                    f"{vxlan_id(a)}: {a} and {b} (overlays longer than /24 must differ in their "
+                    f"first three octets)"
+                )
 
 
 def _parse_subnet(text: str) -> IPv4Network | ipaddress.IPv6Network:
