@@ -18,7 +18,9 @@ from vxlan import VxlanPlane
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", default="/", help="where the charm's files live (tests use a temporary root)")
+    parser.add_argument(
+        "--root", default="/", help="where the charm's files live (tests use a temporary root)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="fan-networking: %(message)s")
     machine = Machine(args.root)

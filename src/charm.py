@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import ops
+from charms.fan_networking.v0.fan import FanInfo, FanProvider
 
 import fan
 import plan
 from dataplane import ApplyError, DataPlane, make_dataplane, read_applied, write_applied
+from lxd import LxdFan
 from machine import FAN_KERNEL_CACHE, STATE_DIR, CommandError, HostAddress, Machine
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class FanNetworkingCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.machine = Machine(MACHINE_ROOT)
+        self.fan_provider = FanProvider(self, relation_name=FAN_RELATION)
         self._status: ops.StatusBase | None = None
         on = self.on
         for event in (
@@ -122,7 +125,7 @@ class FanNetworkingCharm(ops.CharmBase):
         if self.unit.is_leader():
             self._publish_dataplane_choice(config)
         if not config.mappings:
-            self._apply(None, [])
+            self._apply(None, [], config)
             return ops.BlockedStatus(f"fan-config is empty: set it, e.g. {self._example()}")
         dataplane = self._dataplane(config)
         if dataplane is None:
@@ -140,15 +143,13 @@ class FanNetworkingCharm(ops.CharmBase):
                 config.options,
                 self._machine_id(),
             )
-            if dataplane == "vxlan":
-                plan.check_vxlan_ids(fans)
         except plan.PlanError as e:
             return ops.BlockedStatus(str(e))
         except CommandError as e:
             return ops.BlockedStatus(f"could not read this machine's addresses: {e}")
         self._publish_peer_data(owner_addresses=sorted({str(f.address.ip) for f in fans}))
         try:
-            self._apply(dataplane, fans)
+            self._apply(dataplane, fans, config)
         except plan.PlanError as e:
             return ops.BlockedStatus(str(e))
         except (ApplyError, CommandError, OSError) as e:
@@ -157,8 +158,18 @@ class FanNetworkingCharm(ops.CharmBase):
         self._publish_fans(fans, dataplane)
         return ops.ActiveStatus(describe(fans, dataplane))
 
-    def _apply(self, dataplane: str | None, fans: list[plan.LocalFan]) -> None:
-        """Switch data planes if needed, apply `fans`, and record what the machine carries."""
+    def _apply(self, dataplane: str | None, fans: list[plan.LocalFan], config: CharmConfig | None) -> None:
+        """Put LXD and the data plane in line with `fans`; record what the machine carries.
+
+        LXD goes first: with vxlan it creates the bridge the plane then adopts, and it lets go
+        of its networks before another plane's bridge takes their names.
+        """
+        lxd = LxdFan(self.machine)
+        if config is not None and config.lxd and dataplane is not None and fans:
+            if lxd.available:
+                logger.info("LXD: %s", lxd.apply(fans, dataplane, config.lxd_profile) or "unchanged")
+        elif lxd.recorded:
+            logger.info("LXD: %s", lxd.remove())
         previous, _ = read_applied(self.machine)
         if previous and previous != dataplane:
             changes = self._plane(previous).teardown()
@@ -180,7 +191,7 @@ class FanNetworkingCharm(ops.CharmBase):
             self._write_owner(successor, departed=self.unit.name)
             logger.info("handing this machine's fan over to %s", successor)
             return
-        self._apply(None, [])
+        self._apply(None, [], None)
         for path in (OWNER_FILE, f"{STATE_DIR}/rendered.json", FAN_KERNEL_CACHE):
             self.machine.remove(path)
         for directory in (STATE_DIR, str(Path(FAN_KERNEL_CACHE).parent)):
@@ -198,9 +209,7 @@ class FanNetworkingCharm(ops.CharmBase):
         """The unit of this charm that configures this machine; claims it if nobody live does."""
         record = self._read_owner()
         owner = record.get("owner")
-        if owner == self.unit.name:
-            return owner
-        if isinstance(owner, str) and self._agent_dir(owner).exists():
+        if isinstance(owner, str) and (owner == self.unit.name or self._agent_dir(owner).exists()):
             return owner
         self._write_owner(self.unit.name, departed=None)
         return self.unit.name
@@ -245,9 +254,7 @@ class FanNetworkingCharm(ops.CharmBase):
 
     def _candidate_addresses(self, mappings: list[fan.Mapping]) -> list[HostAddress]:
         """The binding's IPv4 addresses first, then the host's; never one inside an overlay."""
-        host = [
-            a for a in self.machine.addresses() if not any(a.interface.ip in m.overlay for m in mappings)
-        ]
+        host = [a for a in self.machine.addresses() if not any(a.interface.ip in m.overlay for m in mappings)]
         known = {a.interface.ip: a for a in host}
         binding = []
         try:
@@ -312,9 +319,7 @@ class FanNetworkingCharm(ops.CharmBase):
             _update(relation.data[self.app], {"dataplane": json.dumps(self._dataplane_choice(config))})
 
     def _publish_fans(self, fans: list[plan.LocalFan], dataplane: str | None) -> None:
-        payload = json.dumps([fan_record(f, dataplane or "") for f in fans])
-        for relation in self.model.relations[FAN_RELATION]:
-            _update(relation.data[self.unit], {"fans": payload})
+        self.fan_provider.publish([fan_info(f, dataplane or "") for f in fans])
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         if self._status is not None:
@@ -327,17 +332,24 @@ class FanNetworkingCharm(ops.CharmBase):
         results: dict[str, Any] = {
             "owner": self._machine_owner(),
             "dataplane": dataplane or "none",
-            "fans": json.dumps([fan_record(f, dataplane or "") for f in fans], indent=1),
+            "fans": json.dumps([fan_info(f, dataplane or "").to_dict() for f in fans], indent=1),
             "peers": json.dumps(
-                [{"unit": p.unit, "underlay": str(p.underlay), "segment": str(p.segment)} for f in fans for p in f.peers],
+                [
+                    {"unit": p.unit, "underlay": str(p.underlay), "segment": str(p.segment)}
+                    for f in fans
+                    for p in f.peers
+                ],
                 indent=1,
             ),
         }
-        if dataplane:
-            try:
+        try:
+            if dataplane:
                 results["kernel"] = json.dumps(self._plane(dataplane).kernel_state(), indent=1)
-            except (ApplyError, CommandError) as e:
-                results["kernel"] = f"could not read: {e}"
+            lxd = LxdFan(self.machine)
+            if lxd.available or lxd.recorded:
+                results["lxd"] = json.dumps(lxd.state(), indent=1)
+        except (ApplyError, CommandError) as e:
+            results["error"] = f"could not read the machine's state: {e}"
         event.set_results(results)
 
     def _on_check_connectivity(self, event: ops.ActionEvent) -> None:
@@ -356,17 +368,17 @@ class FanNetworkingCharm(ops.CharmBase):
             event.fail(f"unreachable over the overlay: {', '.join(unreachable)}\n{table}")
 
 
-def fan_record(local: plan.LocalFan, dataplane: str) -> dict[str, Any]:
-    """One entry of the `fan` relation's `fans` list (the wire format application charms read)."""
-    return {
-        "underlay": str(local.mapping.underlay),
-        "overlay": str(local.mapping.overlay),
-        "segment": str(local.segment),
-        "gateway": str(local.gateway),
-        "bridge": local.bridge,
-        "mtu": local.mtu,
-        "dataplane": dataplane,
-    }
+def fan_info(local: plan.LocalFan, dataplane: str) -> FanInfo:
+    """This machine's fan as the `fan` relation publishes it to application charms."""
+    return FanInfo(
+        underlay=local.mapping.underlay,
+        overlay=local.mapping.overlay,
+        segment=local.segment,
+        gateway=local.gateway,
+        bridge=local.bridge,
+        mtu=local.mtu,
+        dataplane=dataplane,
+    )
 
 
 def describe(fans: list[plan.LocalFan], dataplane: str) -> str:

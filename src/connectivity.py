@@ -46,13 +46,26 @@ class ProbeResult:
 
 def probe_peers(machine: Machine, fans: Sequence[LocalFan], count: int) -> list[ProbeResult]:
     """Ping each peer's gateway from this host's gateway, so replies come back over the overlay."""
-    jobs = [(local, peer) for local in fans for peer in local.peers]
     with concurrent.futures.ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
-        return list(pool.map(lambda job: _probe(machine, *job, count), jobs))
+        futures = [pool.submit(_probe, machine, local, peer, count) for local in fans for peer in local.peers]
+        return [f.result() for f in futures]
 
 
 def _probe(machine: Machine, local: LocalFan, peer: PeerRoute, count: int) -> ProbeResult:
-    argv = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", "-I", str(local.gateway), str(peer.gateway)]
+    argv = [
+        "ping",
+        "-n",
+        "-q",
+        "-c",
+        str(count),
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-I",
+        str(local.gateway),
+        str(peer.gateway),
+    ]
     try:
         output = machine.run(argv, check=False).stdout
     except CommandError:
@@ -83,4 +96,6 @@ def render_table(rows: Sequence[ProbeResult]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in lines
+    )

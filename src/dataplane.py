@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-
 from machine import STATE_DIR, Machine
 from plan import LocalFan
 

@@ -68,7 +68,7 @@ class Machine:
         logger.debug("running %s", argv)
         try:
             result = subprocess.run(
-                list(argv), input=stdin, capture_output=True, text=True, timeout=timeout
+                list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
             )
         except FileNotFoundError:
             raise CommandError(argv, f"{argv[0]} is not installed") from None
@@ -239,5 +239,5 @@ def _jinja_env() -> Any:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - config files and preseeds, not HTML
     )

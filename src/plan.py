@@ -14,7 +14,8 @@ import json
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping as MappingABC, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as MappingABC
 from typing import Any
 
 import fan
@@ -125,9 +126,7 @@ class LocalFan:
             "mtu": self.mtu,
             "dhcp": self.dhcp,
             "host-reserve": self.host_reserve,
-            "peers": [
-                {"unit": p.unit, "underlay": str(p.underlay), "direct": p.direct} for p in self.peers
-            ],
+            "peers": [{"unit": p.unit, "underlay": str(p.underlay), "direct": p.direct} for p in self.peers],
         }
 
     @classmethod
@@ -226,18 +225,6 @@ def peer_routes(
     return tuple(sorted(routes, key=lambda r: r.segment))
 
 
-def check_vxlan_ids(fans: Sequence[LocalFan]) -> None:
-    """VXLAN tells fans apart by id (overlay >> 8): overlays sharing their first 24 bits clash."""
-    seen: dict[int, LocalFan] = {}
-    for local in fans:
-        other = seen.setdefault(local.vni, local)
-        if other is not local:
-            raise PlanError(
-                f"overlays {other.mapping.overlay} and {local.mapping.overlay} share VXLAN id "
-                f"{local.vni}: with dataplane=vxlan every overlay needs its own first three octets"
-            )
-
-
 def choose_dataplane(configured: str, kernels: Iterable[bool | None]) -> str:
     """The leader's choice: `ubuntu-fan` under `auto` only if every reporting unit has FAN."""
     if configured != "auto":
@@ -263,8 +250,7 @@ def _check_host_reserve(local: LocalFan) -> None:
     most = local.segment.num_addresses - 3  # network, broadcast, and one container
     if not 1 <= local.host_reserve <= most:
         raise PlanError(
-            f"host-reserve {local.host_reserve} does not fit segment {local.segment}: "
-            f"use 1 to {most}"
+            f"host-reserve {local.host_reserve} does not fit segment {local.segment}: use 1 to {most}"
         )
 
 

@@ -308,7 +308,9 @@ class VxlanPlane:
                     raise ApplyError("systemctl daemon-reload failed")
             if not self.machine.path(UNIT_WANTS).exists():
                 if not systemd.service_enable(BOOT_SERVICE):
-                    raise ApplyError(f"could not enable {BOOT_SERVICE}, so the fan would not return after a reboot")
+                    raise ApplyError(
+                        f"could not enable {BOOT_SERVICE}, so the fan would not return after a reboot"
+                    )
                 changes.append(f"enabled {BOOT_SERVICE}")
         except OSError as e:
             raise ApplyError(f"could not write the boot unit: {e}") from None

@@ -47,7 +47,9 @@ class FanLab:
         return [
             self.lab.add_container(
                 machine,
-                ipaddress.IPv4Interface(f"{segment.network_address + 1 + len(machine.containers) + 1}/{segment.prefixlen}"),
+                ipaddress.IPv4Interface(
+                    f"{segment.network_address + 1 + len(machine.containers) + 1}/{segment.prefixlen}"
+                ),
                 "fan-250",
                 mtu,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ops import testing
 
@@ -42,7 +42,11 @@ def main() -> None:
         config=request["config"],
         leader=request["leader"],
         relations={peers, juju_info},
-        networks={testing.Network("juju-info", bind_addresses=[testing.BindAddress([address], interface_name="eth0")])},
+        networks={
+            testing.Network(
+                "juju-info", bind_addresses=[testing.BindAddress([address], interface_name="eth0")]
+            )
+        },
     )
     response: dict[str, Any] = {}
     event = request["event"]
@@ -51,7 +55,7 @@ def main() -> None:
             out = ctx.run(ctx.on.action(request["action"], params=request.get("params", {})), state)
         except testing.ActionFailed as failure:
             response["failure"] = failure.message
-            out = failure.state
+            out = cast("testing.State", failure.state)
         response["results"] = ctx.action_results
     else:
         remote = request.get("remote_unit")
@@ -77,6 +81,7 @@ def main() -> None:
             raise SystemExit(f"unknown event {event}")
     relation = out.get_relation(PEER_RELATION_ID)
     response.update(
+        logs=[f"{line.level} {line.message}" for line in ctx.juju_log],
         status=[out.unit_status.name, out.unit_status.message],
         unit_data=dict(relation.local_unit_data),
         app_data=dict(relation.local_app_data),

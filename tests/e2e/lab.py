@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Container:
     name: str  # namespace
     address: ipaddress.IPv4Interface
@@ -46,7 +47,7 @@ class Container:
         return run(["ip", "netns", "exec", self.name, *argv], check=check, timeout=timeout)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class LabMachine:
     """One machine: a namespace, an underlay address and a directory for its files."""
 
@@ -56,6 +57,7 @@ class LabMachine:
     root: Path
     machine_id: str
     containers: list[Container] = dataclasses.field(default_factory=list)
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # extra environment for its hooks
 
     def exec(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", self.ns, *argv], check=check, timeout=timeout)
@@ -147,8 +149,13 @@ class Lab:
         run(["ip", "-n", self.underlay_ns, "link", "del", f"ul-{machine.name}"], check=False)
         del self.machines[machine.name]
 
-    def add_container(self, machine: LabMachine, address: ipaddress.IPv4Interface, bridge: str, mtu: int) -> Container:
-        """A container behind the machine's fan bridge, with `address` and the gateway as default route."""
+    def add_container(
+        self, machine: LabMachine, address: ipaddress.IPv4Interface | None, bridge: str, mtu: int
+    ) -> Container:
+        """A container behind the machine's fan bridge, with `address` and the gateway as default route.
+
+        Without an address the container is left unconfigured (to ask DHCP for one).
+        """
         index = len(machine.containers) + 1
         ns = f"{machine.ns}c{index}"
         self._add_ns(ns)
@@ -158,10 +165,11 @@ class Lab:
             "type", "veth", "peer", "name", "eth0", "mtu", str(mtu), "netns", ns,
         ])  # fmt: skip
         run(["ip", "-n", machine.ns, "link", "set", port, "master", bridge, "up"])
-        run(["ip", "-n", ns, "addr", "add", str(address), "dev", "eth0"])
         run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-        run(["ip", "-n", ns, "route", "add", "default", "via", str(address.network.network_address + 1)])
-        container = Container(ns, address, port)
+        if address is not None:
+            run(["ip", "-n", ns, "addr", "add", str(address), "dev", "eth0"])
+            run(["ip", "-n", ns, "route", "add", "default", "via", str(address.network.network_address + 1)])
+        container = Container(ns, address or ipaddress.IPv4Interface("0.0.0.0/0"), port)
         machine.containers.append(container)
         return container
 
@@ -201,3 +209,39 @@ def frag_creates(namespaces: Sequence[str]) -> int:
         header, values = ip_lines[0], ip_lines[1]
         total += int(values[header.index("FragCreates")])
     return total
+
+
+def iperf3(
+    lab: Lab, server_ns: str, client_ns: str, address: str, seconds: float = 5, extra: Sequence[str] = ()
+) -> dict[str, float]:
+    """One iperf3 run from `client_ns` to a one-off server on `address` in `server_ns`.
+
+    Returns gbps (received), and for UDP lost_percent, for TCP retransmits.
+    """
+    server = lab.background(server_ns, "iperf3", "-s", "-1", "-B", address)
+    try:
+        for _ in range(50):  # wait until the server listens
+            probe = run(["ip", "netns", "exec", server_ns, "ss", "-ltn", "sport = :5201"], check=False)
+            if ":5201" in probe.stdout:
+                break
+            time.sleep(0.1)
+        result = run(
+            ["ip", "netns", "exec", client_ns, "iperf3", "-c", address, "-t", str(seconds), "-J", *extra],
+            check=False,
+            timeout=seconds + 30,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=5)
+    data = json.loads(result.stdout or "{}")
+    if "error" in data or "end" not in data:
+        raise RuntimeError(f"iperf3 failed: {data.get('error', result.stderr)}")
+    end = data["end"]
+    received = end["sum_received"] if "sum_received" in end else end["sum"]
+    figures = {"gbps": received["bits_per_second"] / 1e9}
+    if "lost_percent" in received:
+        figures["lost_percent"] = received["lost_percent"]
+    if "sum_sent" in end:
+        figures["retransmits"] = float(end["sum_sent"].get("retransmits", 0))
+    return figures

@@ -34,6 +34,7 @@ class Unit:
     machine: LabMachine
     data: dict[str, str] = dataclasses.field(default_factory=dict)  # its fan-peers unit databag
     status: tuple[str, str] = ("unknown", "")
+    logs: list[str] = dataclasses.field(default_factory=list)  # juju-log lines of its last hook
 
     @property
     def name(self) -> str:
@@ -132,9 +133,12 @@ class Model:
     def others(self, unit: Unit) -> list[Unit]:
         return [u for u in self.units.values() if u.id != unit.id]
 
-    def hook(self, unit: Unit, event: str, remote_unit: int | None = None, peers_visible: bool = True) -> None:
+    def hook(
+        self, unit: Unit, event: str, remote_unit: int | None = None, peers_visible: bool = True
+    ) -> None:
         response = self._run(unit, {"event": event, "remote_unit": remote_unit}, peers_visible)
         unit.status = (response["status"][0], response["status"][1])
+        unit.logs = response["logs"]
         unit.data = response["unit_data"]
         if unit.id == self.leader:
             self.app_data = response["app_data"]
@@ -161,6 +165,7 @@ class Model:
             "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in ("src", "lib", "")),
             "FAKE_ROOT": str(machine.root),
             "FAKE_LOG": str(machine.root / "fake-calls.jsonl"),
+            **machine.env,
         }
         proc = subprocess.run(
             ["ip", "netns", "exec", machine.ns, sys.executable, str(REPO / "tests/e2e/hook.py")],

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.e2e.lab import Container, LabMachine, frag_creates
 from tests.e2e.model import REPO, Model
 
 FAN_MTU = 1450
+T = TypeVar("T")
 
 
 def ping(src: Container, dst: str, *args: str, count: int = 2) -> subprocess.CompletedProcess[str]:
@@ -38,7 +40,9 @@ def steady_ping(lab: FanLab, src: Container, dst: Container, rate: int = 100) ->
 
     The flow runs one second before and after the block, so it brackets the change.
     """
-    proc = lab.lab.background(src.name, "ping", "-n", "-q", "-i", str(1 / rate), "-W", "1", str(dst.address.ip))
+    proc = lab.lab.background(
+        src.name, "ping", "-n", "-q", "-i", str(1 / rate), "-W", "1", str(dst.address.ip)
+    )
     time.sleep(1)
     counts: dict[str, int] = {}
     try:
@@ -74,7 +78,7 @@ def statuses(model: Model) -> dict[str, tuple[str, str]]:
     return {u.name: u.status for u in model.units.values()}
 
 
-def in_parallel(jobs: list[Callable[[], object]]) -> list[object]:
+def in_parallel(jobs: list[Callable[[], T]]) -> list[T]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(lambda job: job(), jobs))
 
@@ -91,14 +95,13 @@ def test_units_are_active_with_their_segments(fan_lab: FanLab):
 
 def test_every_container_reaches_every_container_on_other_machines(fan_lab: FanLab):
     pairs = [
-        (src, dst)
-        for m1, src in fan_lab.containers()
-        for m2, dst in fan_lab.containers()
-        if m1 is not m2
+        (src, dst) for m1, src in fan_lab.containers() for m2, dst in fan_lab.containers() if m1 is not m2
     ]
     assert len(pairs) == 24  # 6 containers, 4 remote peers each
     results = in_parallel([lambda s=s, d=d: ping(s, str(d.address.ip)) for s, d in pairs])
-    failed = [(s.name, str(d.address.ip)) for (s, d), r in zip(pairs, results) if r.returncode != 0]  # type: ignore[union-attr]
+    failed = [
+        (s.name, str(d.address.ip)) for (s, d), r in zip(pairs, results, strict=False) if r.returncode != 0
+    ]  # type: ignore[union-attr]
     assert failed == []
 
 
@@ -167,7 +170,9 @@ def test_show_reports_what_the_kernel_holds(fan_lab: FanLab):
     results, failure = fan_lab.model.run_action(fan_lab.model.units[1], "show")
     assert failure is None
     kernel = json.loads(results["kernel"])
-    assert kernel["links"]["fan-250"]["addresses"] == [f"{segment_of(fan_lab.machine('h2')).network_address + 1}/24"]
+    assert kernel["links"]["fan-250"]["addresses"] == [
+        f"{segment_of(fan_lab.machine('h2')).network_address + 1}/24"
+    ]
     assert set(kernel["routes"]) == {str(segment_of(fan_lab.machine(n))) for n in ("h1", "h3")}
     assert kernel["nat"] == "installed"
 
@@ -252,6 +257,7 @@ def test_direct_routing_skips_encapsulation_between_same_subnet_peers(fan_lab: F
 
 def test_after_a_reboot_the_boot_path_brings_the_same_fan_back(fan_lab: FanLab):
     h1, h2 = fan_lab.machine("h1"), fan_lab.machine("h2")
+
     def fan_addresses() -> list[str]:
         return h2.exec("ip", "-4", "-br", "addr", "show", "fan-250").stdout.split()[2:]
 
@@ -283,7 +289,10 @@ def test_remove_leaves_nothing_behind(fan_lab: FanLab):
 
     links = {link["ifname"] for link in json.loads(h3.exec("ip", "-j", "link").stdout)}
     assert links == {"lo", "eth0"}
-    assert h3.exec("ip", "-4", "route").stdout.strip() == "10.123.0.0/16 dev eth0 proto kernel scope link src 10.123.3.30"
+    assert (
+        h3.exec("ip", "-4", "route").stdout.strip()
+        == "10.123.0.0/16 dev eth0 proto kernel scope link src 10.123.3.30"
+    )
     assert h3.exec("ip", "-4", "neigh", "show", "nud", "permanent").stdout.strip() == ""
     assert h3.exec("nft", "list", "ruleset").stdout.strip() == ""
     leftovers = sorted(

@@ -52,7 +52,8 @@ if tool == "fanctl":
         sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
         import fan
 
-        bridge = fan.bridge_name(fan.Mapping(option("-u") or "", option("-o") or ""))
+        (mapping,) = fan.parse_fan_config(f"{option('-u')}={option('-o')}")
+        bridge = fan.bridge_name(mapping)
         (net / bridge).rmdir()
 elif tool == "systemctl":
     wants = root / "etc/systemd/system/multi-user.target.wants"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,8 @@ class FakeMachine:
                 "mtu": mtu,
                 "flags": ["UP"],
                 "addr_info": [
-                    {"family": "inet", "local": a.split("/")[0], "prefixlen": int(a.split("/")[1])} for a in addrs
+                    {"family": "inet", "local": a.split("/")[0], "prefixlen": int(a.split("/")[1])}
+                    for a in addrs
                 ],
             }
             for name, mtu, addrs in links
@@ -109,7 +110,7 @@ def ctx() -> testing.Context[charm.FanNetworkingCharm]:
 
 
 def fan_state(
-    config: dict[str, str | int | bool] | None = None,
+    config: Mapping[str, str | int | bool] | None = None,
     address: str = "172.16.3.4",
     cidr: str = "172.16.0.0/16",
     leader: bool = True,
@@ -119,7 +120,7 @@ def fan_state(
 ) -> testing.State:
     """A unit of fan-networking on a machine whose juju-info binding has `address`."""
     return testing.State(
-        config=config or {},
+        config=dict(config or {}),
         leader=leader,
         relations={
             testing.SubordinateRelation("juju-info", remote_app_name="ubuntu"),
@@ -129,7 +130,9 @@ def fan_state(
         networks={
             testing.Network(
                 "juju-info",
-                bind_addresses=[testing.BindAddress([testing.Address(address, cidr=cidr)], interface_name="eth0")],
+                bind_addresses=[
+                    testing.BindAddress([testing.Address(address, cidr=cidr)], interface_name="eth0")
+                ],
             )
         },
     )

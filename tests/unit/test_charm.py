@@ -12,10 +12,10 @@ import dataclasses
 import json
 
 import pytest
-from conftest import FakeMachine, fan_state, peer_data
 from ops import testing
 
 import charm
+from tests.unit.conftest import FakeMachine, fan_state, peer_data
 
 UBUNTU_FAN = {"fan-config": "172.16.0.0/16=250.0.0.0/8", "dataplane": "ubuntu-fan"}
 EXAMPLE_HINT = "juju config fan-networking fan-config=10.0.0.0/16=250.0.0.0/8"
@@ -156,9 +156,10 @@ def test_a_bridge_that_went_away_is_brought_up_again(ctx, fan_kernel):
 def test_dhcp_and_host_reserve_reach_the_file_and_fanctl(ctx, fan_kernel):
     config = {**UBUNTU_FAN, "dhcp": False, "host-reserve": 3}
     ctx.run(ctx.on.config_changed(), fan_state(config))
-    assert "250.0.0.0/8 172.16.3.4/16 host-reserve 3 bridge fan-250" in fan_kernel.file(
-        "/etc/network/fan"
-    ).read_text().splitlines()
+    assert (
+        "250.0.0.0/8 172.16.3.4/16 host-reserve 3 bridge fan-250"
+        in fan_kernel.file("/etc/network/fan").read_text().splitlines()
+    )
     assert fanctl_calls(fan_kernel)[0][-1] == "--host-reserve=3"
     assert "--dhcp" not in fanctl_calls(fan_kernel)[0]
 
@@ -369,8 +370,10 @@ def test_switching_planes_tears_down_the_old_and_keeps_addresses(ctx, fan_kernel
 
     assert ["fanctl", "down", "-u", "172.16.3.4/16", "-o", "250.0.0.0/8"] in fanctl_calls(fan_kernel)
     assert not fan_kernel.file("/etc/network/fan").exists()
-    applied = [e for e in vxlan_journal if e[0] == "apply"][0][2]
-    assert [(str(f.segment), str(f.gateway), f.bridge) for f in applied] == [("250.3.4.0/24", "250.3.4.1", "fan-250")]
+    applied = next(e for e in vxlan_journal if e[0] == "apply")[2]
+    assert [(str(f.segment), str(f.gateway), f.bridge) for f in applied] == [
+        ("250.3.4.0/24", "250.3.4.1", "fan-250")
+    ]
     assert out.unit_status.message == "fan 250.3.4.0/24 on fan-250 (vxlan, mtu 1450, 0 peers)"
 
 
@@ -386,7 +389,7 @@ def test_peers_become_routes_and_hostile_peers_are_ignored(ctx, machine, vxlan_j
         8: peer_data("172.16.9.9", "10"),  # conflicting claim to one segment: both ignored
     }
     out = ctx.run(ctx.on.config_changed(), fan_state({"fan-config": UBUNTU_FAN["fan-config"]}, peers=peers))
-    fans = [e for e in vxlan_journal if e[0] == "apply"][0][2]
+    fans = next(e for e in vxlan_journal if e[0] == "apply")[2]
     assert [(p.unit, str(p.segment)) for p in fans[0].peers] == [
         ("fan-networking/1", "250.5.6.0/24"),
         ("fan-networking/2", "250.7.8.0/24"),
@@ -484,7 +487,10 @@ def test_check_connectivity_reports_each_peer_and_fails_on_unreachable(ctx, mach
         ("fan-networking/2", "0%", True),
     ]
     pings = [c for c in machine.calls() if c[0] == "ping"]
-    assert sorted(p[-3:] for p in pings) == [["-I", "250.3.4.1", "250.5.6.1"], ["-I", "250.3.4.1", "250.7.8.1"]]
+    assert sorted(p[-3:] for p in pings) == [
+        ["-I", "250.3.4.1", "250.5.6.1"],
+        ["-I", "250.3.4.1", "250.7.8.1"],
+    ]
 
     down = machine.file("/fake/ping-down")
     down.write_text("250.7.8.1\n")
