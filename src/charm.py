@@ -112,8 +112,10 @@ class FanNetworkingCharm(ops.CharmBase):
         """Bring the machine to the planned fan; the returned status says how that went."""
         owner = self._machine_owner()
         if owner != self.unit.name:
-            self._publish_peer_data(owner_addresses=None)
+            # Claim the owner's addresses too (peers count one machine once), so that peers
+            # keep their routes to this machine when ownership moves here.
             dataplane, fans = read_applied(self.machine)
+            self._publish_peer_data(owner_addresses=sorted({str(f.address.ip) for f in fans}))
             self._publish_fans(fans, dataplane)
             return ops.ActiveStatus(f"{owner} configures the fan on this machine")
         try:
