@@ -23,8 +23,8 @@ from charms.fan_networking.v0.fan import FanInfo, FanProvider
 
 import fan
 import plan
-from dataplane import ApplyError, DataPlane, make_dataplane, read_applied, write_applied
-from lxd import LxdFan
+from dataplane import ApplyError, read_applied
+from fanhost import FanHost
 from machine import FAN_KERNEL_CACHE, STATE_DIR, CommandError, HostAddress, Machine
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class FanNetworkingCharm(ops.CharmBase):
         if self.unit.is_leader():
             self._publish_dataplane_choice(config)
         if not config.mappings:
-            self._apply(None, [], config)
+            FanHost(self.machine).teardown()
             return ops.BlockedStatus(f"fan-config is empty: set it, e.g. {self._example()}")
         dataplane = self._dataplane(config)
         if dataplane is None:
@@ -160,29 +160,10 @@ class FanNetworkingCharm(ops.CharmBase):
         self._publish_fans(fans, dataplane)
         return ops.ActiveStatus(describe(fans, dataplane))
 
-    def _apply(self, dataplane: str | None, fans: list[plan.LocalFan], config: CharmConfig | None) -> None:
-        """Put LXD and the data plane in line with `fans`; record what the machine carries.
-
-        LXD goes first: with vxlan it creates the bridge the plane then adopts, and it lets go
-        of its networks before another plane's bridge takes their names.
-        """
-        lxd = LxdFan(self.machine)
-        if config is not None and config.lxd and dataplane is not None and fans:
-            if lxd.available:
-                logger.info("LXD: %s", lxd.apply(fans, dataplane, config.lxd_profile) or "unchanged")
-        elif lxd.recorded:
-            logger.info("LXD: %s", lxd.remove())
-        previous, _ = read_applied(self.machine)
-        if previous and previous != dataplane:
-            changes = self._plane(previous).teardown()
-            logger.info("switched away from %s: %s", previous, changes)
-        if dataplane is not None:
-            plane = self._plane(dataplane)
-            plane.prepare()
-            changes = plane.apply(fans)
-            if changes:
-                logger.info("applied %d changes with %s: %s", len(changes), dataplane, changes[:20])
-        write_applied(self.machine, dataplane, fans)
+    def _apply(self, dataplane: str, fans: list[plan.LocalFan], config: CharmConfig) -> None:
+        changes = FanHost(self.machine).apply(dataplane, fans, config.lxd_profile if config.lxd else None)
+        if changes:
+            logger.info("applied %d changes with %s: %s", len(changes), dataplane, changes[:20])
 
     def _teardown(self, _: ops.EventBase) -> None:
         """Remove what this unit made, unless another unit of the charm takes the machine over."""
@@ -193,7 +174,7 @@ class FanNetworkingCharm(ops.CharmBase):
             self._write_owner(successor, departed=self.unit.name)
             logger.info("handing this machine's fan over to %s", successor)
             return
-        self._apply(None, [], None)
+        FanHost(self.machine).teardown()
         for path in (OWNER_FILE, f"{STATE_DIR}/rendered.json", FAN_KERNEL_CACHE):
             self.machine.remove(path)
         for directory in (STATE_DIR, str(Path(FAN_KERNEL_CACHE).parent)):
@@ -201,9 +182,6 @@ class FanNetworkingCharm(ops.CharmBase):
                 self.machine.path(directory).rmdir()
             except OSError:
                 pass  # not empty (something else of ours still needs it) or never made
-
-    def _plane(self, name: str) -> DataPlane:
-        return make_dataplane(name, self.machine)
 
     # -- machine ownership (two principals, one machine) -------------------------------
 
@@ -291,16 +269,19 @@ class FanNetworkingCharm(ops.CharmBase):
             return self._dataplane_choice(config)
         if not self.machine.fan_kernel:
             return "vxlan"  # whatever the leader says, this kernel cannot carry classic FAN
+        return self._published_dataplane()
+
+    def _dataplane_choice(self, config: CharmConfig) -> str:
+        kernels = [self.machine.fan_kernel] + [p.fan_kernel for p in self._peers()]
+        return plan.choose_dataplane(config.dataplane, kernels, self._published_dataplane())
+
+    def _published_dataplane(self) -> str | None:
         relation = self.model.get_relation(PEERS)
         try:
             published = json.loads(relation.data[self.app].get("dataplane", "null")) if relation else None
         except ValueError:
             published = None
         return published if published in ("ubuntu-fan", "vxlan") else None
-
-    def _dataplane_choice(self, config: CharmConfig) -> str:
-        kernels = [self.machine.fan_kernel] + [p.fan_kernel for p in self._peers()]
-        return plan.choose_dataplane(config.dataplane, kernels)
 
     # -- outputs ----------------------------------------------------------------------
 
@@ -345,11 +326,7 @@ class FanNetworkingCharm(ops.CharmBase):
             ),
         }
         try:
-            if dataplane:
-                results["kernel"] = json.dumps(self._plane(dataplane).kernel_state(), indent=1)
-            lxd = LxdFan(self.machine)
-            if lxd.available or lxd.recorded:
-                results["lxd"] = json.dumps(lxd.state(), indent=1)
+            results.update({k: json.dumps(v, indent=1) for k, v in FanHost(self.machine).state().items()})
         except (ApplyError, CommandError) as e:
             results["error"] = f"could not read the machine's state: {e}"
         event.set_results(results)

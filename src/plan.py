@@ -225,10 +225,16 @@ def peer_routes(
     return tuple(sorted(routes, key=lambda r: r.segment))
 
 
-def choose_dataplane(configured: str, kernels: Iterable[bool | None]) -> str:
-    """The leader's choice: `ubuntu-fan` under `auto` only if every reporting unit has FAN."""
+def choose_dataplane(configured: str, kernels: Iterable[bool | None], published: str | None = None) -> str:
+    """The leader's choice: `ubuntu-fan` under `auto` only if every reporting unit has FAN.
+
+    Once `auto` chose vxlan it stays: vxlan works on every kernel, and every switch
+    disturbs every container, so a unit without FAN leaving is no reason to switch back.
+    """
     if configured != "auto":
         return configured
+    if published == "vxlan":
+        return "vxlan"
     reported = [k for k in kernels if k is not None]
     return "ubuntu-fan" if reported and all(reported) else "vxlan"
 

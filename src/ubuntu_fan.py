@@ -85,8 +85,10 @@ class UbuntuFanPlane:
                 changes.append(self._fanctl(line.down_argv()))
         if self.machine.write_text(FAN_FILE, _with_block(operator_text, block)):
             changes.append(f"wrote {FAN_FILE}")
-        for overlay, line in desired.items():
-            if current.get(overlay) != line or not self._is_up(line):
+        for line in desired.values():
+            # A bridge that is already up is adopted as it is: Juju's model-level fan made
+            # it (see the migration guide), and fanctl would refuse a second `up`.
+            if not self._is_up(line):
                 changes.append(self._fanctl(line.up_argv()))
         if desired and not self.machine.succeeds(["systemctl", "is-enabled", "--quiet", SERVICE]):
             if not systemd.service_enable(SERVICE):

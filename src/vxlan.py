@@ -143,11 +143,12 @@ def diff(desired: KernelState, observed: KernelState) -> Batches:
         if have is not None and want.vxlan is not None and have.vxlan != want.vxlan:
             batches.links.append(f"link del dev {name}")  # id, port or local changed: recreate
             have = None
+        created = have is None
         if have is None:
             gone.add(name)
             batches.links.append(_link_add(want))
             have = Link(name, want.kind, want.mtu, mac=want.mac, vxlan=want.vxlan, alias=None, up=False)
-        batches.links.extend(_link_changes(want, have))
+        batches.links.extend(_link_changes(want, have, created))
     routes = {d: r for d, r in observed.routes.items() if r[1] not in gone}
     neighbours = {k: v for k, v in observed.neighbours.items() if k[0] not in gone}
     fdb = {k: v for k, v in observed.fdb.items() if k[0] not in gone}
@@ -368,14 +369,16 @@ def _link_add(link: Link) -> str:
     )
 
 
-def _link_changes(want: Link, have: Link) -> list[str]:
+def _link_changes(want: Link, have: Link, created: bool) -> list[str]:
     commands = []
     settings = []
     if have.mtu != want.mtu:
         settings.append(f"mtu {want.mtu}")
     if want.mac and have.mac != want.mac:
         settings.append(f"address {want.mac}")
-    if have.alias != LINK_ALIAS:
+    if created:
+        # Only what this plane creates is marked as its own (and deleted on teardown); a
+        # bridge LXD made is used as it is and stays LXD's.
         settings.append(f"alias {LINK_ALIAS}")
     if not have.up:
         settings.append("up")

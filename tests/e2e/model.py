@@ -44,7 +44,7 @@ class Unit:
 class Model:
     """One application of the charm, its units, config and relation data."""
 
-    def __init__(self, lab: Lab, config: dict[str, Any]):
+    def __init__(self, lab: Lab, config: dict[str, Any], fakes: tuple[str, ...] = ("systemctl",)):
         self.lab = lab
         self.config = dict(config)
         self.units: dict[int, Unit] = {}
@@ -54,9 +54,9 @@ class Model:
         self.hooks_run = 0
         self._fakebin = lab.workdir / "fakebin"
         self._fakebin.mkdir(exist_ok=True)
-        systemctl = self._fakebin / "systemctl"
-        if not systemctl.exists():
-            systemctl.symlink_to(FAKE_TOOL)
+        for tool in fakes:  # only tools that cannot run here: systemctl (no systemd), fanctl
+            if not (self._fakebin / tool).exists():
+                (self._fakebin / tool).symlink_to(FAKE_TOOL)
 
     # -- lifecycle --------------------------------------------------------------------
 

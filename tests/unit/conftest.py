@@ -19,6 +19,7 @@ from charmlibs.sysctl import _sysctl
 from ops import testing
 
 import charm
+import fanhost
 
 FAKE_TOOL = Path(__file__).resolve().parents[1] / "fakes" / "fake_tool.py"
 FAKED = ("fanctl", "systemctl", "ip", "bridge", "nft", "sysctl", "modprobe", "ping", "apt-get")
@@ -174,10 +175,10 @@ class RecordingPlane:
 def vxlan_journal(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, object]]:
     """Replace the vxlan plane with a RecordingPlane; the ubuntu-fan plane stays real."""
     journal: list[tuple[str, str, object]] = []
-    real = charm.make_dataplane
+    real = fanhost.make_dataplane
 
     def make(name: str, machine: object) -> object:
         return RecordingPlane(name, journal) if name == "vxlan" else real(name, machine)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(charm, "make_dataplane", make)
+    monkeypatch.setattr(fanhost, "make_dataplane", make)
     return journal

@@ -510,3 +510,26 @@ def test_fan_relation_data_follows_changes(ctx, fan_kernel):
     changed = dataclasses.replace(out, config={**UBUNTU_FAN, "mtu": 1400})
     out = ctx.run(ctx.on.config_changed(), changed)
     assert json.loads(out.get_relation(fan_rel.id).local_unit_data["fans"])[0]["mtu"] == 1400
+
+
+def test_a_fan_already_up_is_adopted_without_fanctl(ctx, fan_kernel):
+    # Juju's model-level fan-config brought fan-250 up; the operator removed its line
+    # from /etc/network/fan as the migration guide says, then configured the charm.
+    fan_kernel.file("/sys/class/net/fan-250").mkdir(parents=True)
+
+    out = ctx.run(ctx.on.config_changed(), fan_state(UBUNTU_FAN))
+
+    assert out.unit_status.name == "active"
+    assert fanctl_calls(fan_kernel) == []
+    assert "250.0.0.0/8 172.16.3.4/16 dhcp bridge fan-250" in fan_kernel.file("/etc/network/fan").read_text()
+
+
+def test_auto_stays_on_vxlan_once_chosen(ctx, machine, vxlan_journal):
+    machine.set_fan_kernel(True)
+    peers = {1: peer_data("172.16.5.6", "4", True)}  # every unit has FAN now
+    state = fan_state(
+        {"fan-config": UBUNTU_FAN["fan-config"]}, peers=peers, app_data={"dataplane": json.dumps("vxlan")}
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert json.loads(out.get_relations("fan-peers")[0].local_app_data["dataplane"]) == "vxlan"
+    assert "(vxlan," in out.unit_status.message
