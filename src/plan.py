@@ -195,20 +195,25 @@ def peer_routes(
     local: LocalFan, peers: Sequence[PeerInfo], direct_routing: bool, machine: str | None
 ) -> tuple[PeerRoute, ...]:
     """A route per peer host of this fan; conflicting claims to one segment are all dropped."""
-    underlay = local.mapping.underlay
+    # This runs for every peer on every hook, so addresses are compared as integers
+    # (ipaddress operators cost microseconds each, which thousands of peers add up).
+    underlay, overlay = local.mapping.underlay, local.mapping.overlay
+    network, netmask, hostmask = int(underlay.network_address), int(underlay.netmask), int(underlay.hostmask)
+    reserved = {network, network | hostmask} if underlay.prefixlen < 31 else set()
+    own, own_mask = int(local.address.ip), int(local.address.netmask)
     claims: dict[ipaddress.IPv4Address, list[PeerInfo]] = defaultdict(list)
     for peer in peers:
         if machine is not None and peer.machine == machine:
             continue  # another unit on this machine: not a peer host
-        address = next((a for a in peer.addresses if a in underlay), None)
+        address = next((a for a in peer.addresses if int(a) & netmask == network), None)
         if address is None:
             continue
-        if address == local.address.ip or (
-            underlay.prefixlen < 31 and address in (underlay.network_address, underlay.broadcast_address)
-        ):
+        if int(address) == own or int(address) in reserved:
             logger.warning("ignoring %s: it claims underlay address %s", peer.unit, address)
             continue
         claims[address].append(peer)
+    # fan.host_segment, in integers: the address's host bits just below the overlay prefix.
+    shift, prefixlen = underlay.prefixlen - overlay.prefixlen, local.mapping.segment_prefixlen
     routes = []
     for address, claimants in claims.items():
         hosts = {p.machine or p.unit for p in claimants}
@@ -220,9 +225,12 @@ def peer_routes(
             )
             continue
         unit = min(p.unit for p in claimants)
-        direct = direct_routing and address in local.address.network
-        routes.append(PeerRoute(unit, address, fan.host_segment(local.mapping, address), direct))
-    return tuple(sorted(routes, key=lambda r: r.segment))
+        direct = direct_routing and int(address) & own_mask == own & own_mask
+        segment = int(overlay.network_address) | ((int(address) & hostmask) << shift & 0xFFFFFFFF)
+        routes.append(
+            (segment, PeerRoute(unit, address, ipaddress.IPv4Network((segment, prefixlen)), direct))
+        )
+    return tuple(route for _, route in sorted(routes, key=lambda r: r[0]))
 
 
 def choose_dataplane(configured: str, kernels: Iterable[bool | None], published: str | None = None) -> str:
