@@ -106,7 +106,15 @@ class FanNetworkingCharm(ops.CharmBase):
     # -- reconcile --------------------------------------------------------------------
 
     def _reconcile(self, _: ops.EventBase) -> None:
-        self._status = self._converge()
+        try:
+            self._status = self._converge()
+        except OSError as e:
+            # The charm's own records (ownership, caches) could not be written, e.g. on a full
+            # or read-only disk: say so in the status rather than fail the hook with a traceback.
+            logger.error("could not write this machine's files: %s", e)
+            self._status = ops.BlockedStatus(
+                f"could not write this machine's files: {e} (retried on every hook)"
+            )
 
     def _converge(self) -> ops.StatusBase:
         """Bring the machine to the planned fan; the returned status says how that went."""
@@ -122,7 +130,7 @@ class FanNetworkingCharm(ops.CharmBase):
             config = self.load_config(CharmConfig, errors="raise")
         except ValueError as e:
             # Bad input changes nothing: a running fan keeps running.
-            return ops.BlockedStatus(f"invalid config: {e}; e.g. {self._example()}")
+            return ops.BlockedStatus(f"invalid config: {readable(str(e))}; e.g. {self._example()}")
         self._publish_peer_data(owner_addresses=None)
         if self.unit.is_leader():
             self._publish_dataplane_choice(config)
@@ -137,11 +145,12 @@ class FanNetworkingCharm(ops.CharmBase):
                 "dataplane=ubuntu-fan needs a kernel with FAN support (no /proc/sys/net/fan): "
                 "set dataplane=vxlan or auto"
             )
+        peers = self._peers()
         try:
             fans = plan.build_plan(
                 config.mappings,
                 self._candidate_addresses(config.mappings),
-                self._peers(),
+                peers,
                 config.options,
                 self._machine_id(),
             )
@@ -149,6 +158,7 @@ class FanNetworkingCharm(ops.CharmBase):
             return ops.BlockedStatus(str(e))
         except CommandError as e:
             return ops.BlockedStatus(f"could not read this machine's addresses: {e}")
+        _log_strangers(peers, config.mappings)
         self._publish_peer_data(owner_addresses=sorted({str(f.address.ip) for f in fans}))
         try:
             self._apply(dataplane, fans, config)
@@ -277,11 +287,17 @@ class FanNetworkingCharm(ops.CharmBase):
 
     def _published_dataplane(self) -> str | None:
         relation = self.model.get_relation(PEERS)
+        raw = relation.data[self.app].get("dataplane") if relation else None
+        if raw is None:
+            return None
         try:
-            published = json.loads(relation.data[self.app].get("dataplane", "null")) if relation else None
-        except ValueError:
+            published = json.loads(raw)
+        except (ValueError, RecursionError):  # a deeply nested value exhausts the parser
             published = None
-        return published if published in ("ubuntu-fan", "vxlan") else None
+        if isinstance(published, str) and published in ("ubuntu-fan", "vxlan"):
+            return published
+        logger.warning("ignoring the published dataplane %.60r: not ubuntu-fan or vxlan", raw)
+        return None
 
     # -- outputs ----------------------------------------------------------------------
 
@@ -369,6 +385,30 @@ def describe(fans: list[plan.LocalFan], dataplane: str) -> str:
         hosts = {p.underlay for f in fans for p in f.peers}
         detail += f", {len(hosts)} peer{'s' if len(hosts) != 1 else ''}"
     return f"{'fans' if len(fans) > 1 else 'fan'} {where} ({detail})"
+
+
+def readable(text: str, word_limit: int = 80) -> str:
+    """`text` fit for a status message: invisible characters escaped, very long words cut.
+
+    Operators paste config from documents and terminals; a zero-width space or an escape
+    sequence must show in the message that blames it, and a pasted file must not flood it.
+    """
+    visible = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return " ".join(
+        word if len(word) <= word_limit else f"{word[: word_limit - 20]}...({len(word)} characters)"
+        for word in visible.split(" ")
+    )
+
+
+def _log_strangers(peers: list[plan.PeerInfo], mappings: list[fan.Mapping]) -> None:
+    """Warn about peers whose addresses lie in no underlay: nothing is built from them."""
+    for peer in peers:
+        if peer.addresses and not any(a in m.underlay for a in peer.addresses for m in mappings):
+            logger.warning(
+                "ignoring %s: none of its underlay addresses (%s) is in an underlay of fan-config",
+                peer.unit,
+                ", ".join(str(a) for a in peer.addresses[:4]) + (", ..." if len(peer.addresses) > 4 else ""),
+            )
 
 
 def _update(databag: ops.RelationDataContent, values: dict[str, str]) -> None:

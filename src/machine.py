@@ -197,17 +197,19 @@ class Machine:
         target = self.path(path)
         if self.read_text(path) == content and target.exists():
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename, so a full disk never leaves half a file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        tmp = None
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the target and rename, so a full disk never leaves half a file.
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             with os.fdopen(fd, "w") as f:
                 f.write(content)
             os.chmod(tmp, mode)
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        except OSError as e:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise OSError(e.errno, f"could not write {target}: {e.strerror}") from e
         return True
 
     def write_rendered(self, path: str, template: str, **context: Any) -> bool:

@@ -28,7 +28,7 @@ DEFAULT_UNDERLAY_MTU = 1500
 MIN_MTU = 576  # the smallest datagram every IPv4 host must accept
 MAX_PEER_ADDRESSES = 32  # more than any real host has; longer lists are hostile
 DATAPLANES = ("auto", "ubuntu-fan", "vxlan")
-_MACHINE_ID = re.compile(r"^[0-9]+(/[a-z]+/[0-9]+)*$")
+_MACHINE_ID = re.compile(r"[0-9]+(/[a-z]+/[0-9]+)*", re.ASCII)  # fullmatch: `$` takes "4\n"
 
 
 class PlanError(Exception):
@@ -60,7 +60,7 @@ class PeerInfo:
         machine = _load(unit, data, "machine")
         if isinstance(machine, int) and not isinstance(machine, bool):
             machine = str(machine)
-        if machine is not None and not (isinstance(machine, str) and _MACHINE_ID.match(machine)):
+        if machine is not None and not (isinstance(machine, str) and _MACHINE_ID.fullmatch(machine)):
             logger.warning("ignoring %s's machine %.40r: not a Juju machine id", unit, machine)
             machine = None
         kernel = _load(unit, data, "fan-kernel")
@@ -274,7 +274,7 @@ def _load(unit: str, data: MappingABC[str, str], key: str) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # deeply nested JSON exhausts the parser
         logger.warning("ignoring %s's %s: not JSON", unit, key)
         return None
 

@@ -315,7 +315,9 @@ class VxlanPlane:
 
         config = self.machine.sysctl(SYSCTL_NAME)
         forwarding = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
-        if forwarding and config.charm_filepath.exists():
+        # The file's content is checked too: the library turns forwarding on before it
+        # writes the file, so a write that failed (full disk) must not pass for done.
+        if forwarding and "net.ipv4.ip_forward=1" in _read(config.charm_filepath):
             return []
         try:
             config.configure({"net.ipv4.ip_forward": "1"})
@@ -433,3 +435,10 @@ def _route_replace(dst: str, via: str, dev: str | None, onlink: bool) -> str:
     if onlink:
         command += " onlink"
     return f"{command} proto {ROUTE_PROTO}"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

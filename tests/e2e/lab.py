@@ -58,6 +58,8 @@ class LabMachine:
     machine_id: str
     containers: list[Container] = dataclasses.field(default_factory=list)
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # extra environment for its hooks
+    # Put before its hooks' command line, e.g. nsenter into a mount namespace with a full disk.
+    hook_prefix: list[str] = dataclasses.field(default_factory=list)
 
     def exec(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", self.ns, *argv], check=check, timeout=timeout)

@@ -21,6 +21,7 @@ from tests.e2e.lab import UNDERLAY, Lab, LabMachine
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_TOOL = REPO / "tests" / "fakes" / "fake_tool.py"
+HOOK = REPO / "tests" / "e2e" / "hook.py"
 APP = "fan-networking"
 
 
@@ -168,7 +169,7 @@ class Model:
             **machine.env,
         }
         proc = subprocess.run(
-            ["ip", "netns", "exec", machine.ns, sys.executable, str(REPO / "tests/e2e/hook.py")],
+            [*machine.hook_prefix, "ip", "netns", "exec", machine.ns, sys.executable, str(HOOK)],
             input=json.dumps(request),
             capture_output=True,
             text=True,
