@@ -57,7 +57,9 @@ def report(result: dict[str, Any]) -> None:
          "plan+apply", "plan"],
         rows,
         notes=[
-            "apply = VxlanPlane.apply_kernel timed whole; desired..fwd = the same steps timed one by one",
+            "apply = VxlanPlane.apply_kernel timed whole (what every other hook does: read the kernel, diff,",
+            "write); desired..fwd = the same steps timed one by one; 'peer hook' rows = what a peer",
+            "relation hook does: vxlan.peer_changes (in the desired column) and the write, no kernel dump",
             "plan = PeerInfo.from_databag for every peer + plan.build_plan (what a hook adds before apply)",
             "targets: 5,000 peers from nothing <= 0.5 s; join/leave with 5,000 present <= 0.050 s and "
             "<= 10 changes; no-op 0 changes",
@@ -194,6 +196,42 @@ def _case(
     }
 
 
+def _peer_case(
+    name: str, plane: Any, before: list[Any], fans: list[Any], *, reps: int, plan_s: float
+) -> dict:
+    """Time a peer hook's path: only the changed peers' entries, no kernel dump (VxlanPlane.apply
+    with `since`); its desired+diff column holds vxlan.peer_changes."""
+    import vxlan
+
+    rows = []
+    for _ in range(reps):
+        plane.apply_kernel(before)
+        t = [time.perf_counter()]
+        batches = vxlan.peer_changes(before, fans)
+        assert batches is not None, "only peers differ between these plans"
+        t.append(time.perf_counter())
+        plane._run(batches)
+        t.append(time.perf_counter())
+        plane._ensure_forwarding()
+        t.append(time.perf_counter())
+        rows.append((t[3] - t[0], t[1] - t[0], t[2] - t[1], t[3] - t[2], len(batches)))
+    return {
+        "name": name,
+        "peers": sum(len(f.peers) for f in fans),
+        "changes": median([r[4] for r in rows]),
+        "lines": median([r[4] for r in rows]),
+        "apply": median([r[0] for r in rows]),
+        "parts": {
+            "desired_state": median([r[1] for r in rows]),
+            "read_kernel": 0.0,
+            "diff": 0.0,
+            "write": median([r[2] for r in rows]),
+            "forwarding": median([r[3] for r in rows]),
+        },
+        "plan": plan_s,
+    }
+
+
 def _naive(plane: Any, fans: list[Any]) -> dict[str, Any]:
     import vxlan
 
@@ -276,6 +314,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     cases.append(_case("no-op", plane, base, base, reps=reps, plan_s=plan_s))
     cases.append(_case("1 joins", plane, base, joined, reps=reps, plan_s=plan_j))
     cases.append(_case("1 leaves", plane, joined, base, reps=reps, plan_s=plan_s))
+    cases.append(_peer_case("1 joins, peer hook", plane, base, joined, reps=reps, plan_s=plan_j))
+    cases.append(_peer_case("1 leaves, peer hook", plane, joined, base, reps=reps, plan_s=plan_s))
     naive = [_naive(plane, _plan(bags[:size])[0]) for size in request["naive"]]
     _reset(plane)
     forms = _route_forms(request["sizes"])

@@ -105,9 +105,12 @@ class FanNetworkingCharm(ops.CharmBase):
 
     # -- reconcile --------------------------------------------------------------------
 
-    def _reconcile(self, _: ops.EventBase) -> None:
+    def _reconcile(self, event: ops.EventBase) -> None:
+        # A peer coming, changing or going can only change peer entries: the data plane may
+        # apply just those (every other hook reads the kernel and repairs any drift).
+        peers_only = isinstance(event, ops.RelationEvent) and event.relation.name == PEERS
         try:
-            self._status = self._converge()
+            self._status = self._converge(peers_only)
         except OSError as e:
             # The charm's own records (ownership, caches) could not be written, e.g. on a full
             # or read-only disk: say so in the status rather than fail the hook with a traceback.
@@ -116,7 +119,7 @@ class FanNetworkingCharm(ops.CharmBase):
                 f"could not write this machine's files: {e} (retried on every hook)"
             )
 
-    def _converge(self) -> ops.StatusBase:
+    def _converge(self, peers_only: bool = False) -> ops.StatusBase:
         """Bring the machine to the planned fan; the returned status says how that went."""
         owner = self._machine_owner()
         if owner != self.unit.name:
@@ -161,7 +164,7 @@ class FanNetworkingCharm(ops.CharmBase):
         _log_strangers(peers, config.mappings)
         self._publish_peer_data(owner_addresses=sorted({str(f.address.ip) for f in fans}))
         try:
-            self._apply(dataplane, fans, config)
+            self._apply(dataplane, fans, config, peers_only)
         except plan.PlanError as e:
             return ops.BlockedStatus(str(e))
         except (ApplyError, CommandError, OSError) as e:
@@ -170,8 +173,11 @@ class FanNetworkingCharm(ops.CharmBase):
         self._publish_fans(fans, dataplane)
         return ops.ActiveStatus(describe(fans, dataplane))
 
-    def _apply(self, dataplane: str, fans: list[plan.LocalFan], config: CharmConfig) -> None:
-        changes = FanHost(self.machine).apply(dataplane, fans, config.lxd_profile if config.lxd else None)
+    def _apply(
+        self, dataplane: str, fans: list[plan.LocalFan], config: CharmConfig, peers_only: bool
+    ) -> None:
+        lxd_profile = config.lxd_profile if config.lxd else None
+        changes = FanHost(self.machine).apply(dataplane, fans, lxd_profile, peers_only)
         if changes:
             logger.info("applied %d changes with %s: %s", len(changes), dataplane, changes[:20])
 

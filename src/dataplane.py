@@ -28,8 +28,14 @@ class DataPlane(Protocol):
         """Install what this plane needs; cheap when it is already there."""
         ...
 
-    def apply(self, fans: Sequence[LocalFan]) -> list[str]:
-        """Make the machine carry exactly `fans`; returns the changes made ([] if none)."""
+    def apply(self, fans: Sequence[LocalFan], since: Sequence[LocalFan] | None = None) -> list[str]:
+        """Make the machine carry exactly `fans`; returns the changes made ([] if none).
+
+        `since`: the fans last applied, given when only peers can have changed (a peer
+        came or went); a plane may then change just their entries without reading the
+        kernel. Other hooks pass None, so every hook that is not about peers (update-status
+        among them) reads the kernel and repairs whatever drifted.
+        """
         ...
 
     def teardown(self) -> list[str]:

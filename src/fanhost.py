@@ -31,8 +31,13 @@ class FanHost:
     def __init__(self, machine: Machine):
         self.machine = machine
 
-    def apply(self, dataplane: str, fans: Sequence[LocalFan], lxd_profile: str | None) -> list[str]:
-        """Carry `fans` with `dataplane`; put `lxd_profile`'s containers on it (None: no LXD)."""
+    def apply(
+        self, dataplane: str, fans: Sequence[LocalFan], lxd_profile: str | None, peers_only: bool = False
+    ) -> list[str]:
+        """Carry `fans` with `dataplane`; put `lxd_profile`'s containers on it (None: no LXD).
+
+        `peers_only`: the hook is about peers (see DataPlane.apply's `since`).
+        """
         previous, old_fans = read_applied(self.machine)
         lxd = LxdFan(self.machine)
         use_lxd = lxd_profile is not None and lxd.available
@@ -50,7 +55,7 @@ class FanHost:
                 changes += lxd.remove()
             plane = make_dataplane(dataplane, self.machine)
             plane.prepare()
-            changes += plane.apply(fans)
+            changes += plane.apply(fans, since=old_fans if peers_only and not switching else None)
         finally:
             changes += self._plug(ports)
         write_applied(self.machine, dataplane, fans)

@@ -72,7 +72,8 @@ class UbuntuFanPlane:
         if shutil.which("fanctl") is None:
             self.machine.install_package("ubuntu-fan")
 
-    def apply(self, fans: Sequence[LocalFan]) -> list[str]:
+    def apply(self, fans: Sequence[LocalFan], since: Sequence[LocalFan] | None = None) -> list[str]:
+        # Classic FAN is stateless: peers change nothing here, so `since` does not matter.
         operator_text, current = self._read_block()
         _check_operator_lines(operator_text, fans)
         block = render("network-fan.j2", fans=fans)

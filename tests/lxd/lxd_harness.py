@@ -48,6 +48,13 @@ class NetnsMachine(Machine):
         self.commands.append(list(argv))
         return super().run(["ip", "netns", "exec", self.netns, *argv], stdin, timeout, check)
 
+    def run_all(
+        self, argvs: Sequence[Sequence[str]], timeout: float = 120, check: bool = True
+    ) -> list[subprocess.CompletedProcess[str]]:
+        self.commands.extend(list(argv) for argv in argvs)
+        inside = [["ip", "netns", "exec", self.netns, *argv] for argv in argvs]
+        return super().run_all(inside, timeout, check)
+
 
 class Daemon:
     """One LXD daemon in namespace `netns`, with its directory `lxd_dir`."""

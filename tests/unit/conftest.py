@@ -159,7 +159,7 @@ class RecordingPlane:
     def prepare(self) -> None:
         self.journal.append(("prepare", self.name, None))
 
-    def apply(self, fans: list[object]) -> list[str]:
+    def apply(self, fans: list[object], since: list[object] | None = None) -> list[str]:
         self.journal.append(("apply", self.name, fans))
         return [f"applied {len(fans)} fans"]
 
