@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,20 @@ def worker(ns: str, module: str, request: dict[str, Any], timeout: float = 600) 
     if proc.returncode != 0:
         raise RuntimeError(f"{module} worker failed in {ns}:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(run: Callable[[bool], object], work: Callable[[dict[str, Any]], Any] | None = None) -> None:
+    """A benchmark module's entry point: `--quick`, and `--worker` for the part that runs in a
+    namespace (`work` reads the request as JSON on stdin and its result is printed as JSON)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    if work is not None:
+        parser.add_argument("--worker", action="store_true")
+    args = parser.parse_args()
+    if work is not None and args.worker:
+        print(json.dumps(work(json.load(sys.stdin))))
+        return
+    run(args.quick)
 
 
 def require_root() -> None:

@@ -11,9 +11,9 @@ every namespace for each case, and a DF ping of MTU - 28 bytes checks the path M
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from bench import common
 from bench.common import median, table
 from bench.labfan import FAN_MTU, fan_lab
 
@@ -104,11 +104,5 @@ def run(quick: bool) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(run)

@@ -9,11 +9,11 @@ and removed, a third machine's unit joining and leaving, and `mtu` 1450 -> 1400 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from bench import common
 from bench.common import table
 from bench.labfan import MAPPING, fan_lab, flow
 
@@ -72,11 +72,5 @@ def run(quick: bool) -> None:
     )  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    run(parser.parse_args().quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(run)

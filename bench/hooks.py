@@ -17,14 +17,12 @@ no-op hook runs, and which of them would change anything.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from bench import common
 from bench.common import REPO, median, p90, table, worker
 
 UNIT = "fan-networking/0"
@@ -294,17 +293,5 @@ def _imports(stderr: str, top: int = 12) -> list[list[Any]]:
     return sorted(rows, key=lambda r: -r[1])[:top]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(work(json.load(sys.stdin))))
-        return
-    with tempfile.TemporaryDirectory():
-        run(args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(run, work)

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import secrets
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import fan
+from tests.e2e.conftest import ADDRESSES, MAPPING, segment_of
 
-MAPPING = "10.123.0.0/16=250.0.0.0/8"
-ADDRESSES = {"h1": "10.123.1.10", "h2": "10.123.2.20", "h3": "10.123.3.30"}
 FAN_MTU = 1450
-
-
-def segment_of(machine: Any, mapping: str = MAPPING) -> ipaddress.IPv4Network:
-    return fan.host_segment(fan.parse_fan_config(mapping)[0], machine.address.ip)
 
 
 def add_container(lab: Any, machine: Any, mtu: int = FAN_MTU) -> Any:
@@ -46,26 +37,8 @@ def fan_lab(name: str, machines: int = 2, containers: int = 1) -> Iterator[tuple
         yield lab, model
 
 
-@contextlib.contextmanager
-def flow(lab: Any, src: Any, dst: str, rate: int = 100, size: int = 56) -> Iterator[dict[str, int]]:
-    """A `rate` packets/s ping flow (DF, `size` bytes of payload) around the block; yields its counts.
+def flow(lab: Any, src: Any, dst: str, rate: int = 100, size: int = 56) -> Any:
+    """A `rate` packets/s DF ping flow of `size`-byte payloads around a change (lab.ping_flow)."""
+    from tests.e2e.lab import ping_flow
 
-    It starts a second before the block and ends 1.5 s after, so it brackets the change.
-    """
-    proc = lab.background(
-        src.name, "ping", "-n", "-q", "-M", "do", "-s", str(size), "-i", str(1 / rate), "-W", "1", dst
-    )
-    time.sleep(1)
-    counts: dict[str, int] = {}
-    try:
-        yield counts
-        time.sleep(1.5)
-    finally:
-        proc.send_signal(signal.SIGINT)  # ping prints its statistics on SIGINT
-        out, err = proc.communicate(timeout=10)
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        if match is None:
-            raise RuntimeError(f"ping gave no statistics: {out} {err}")
-        counts.update(sent=int(match.group(1)), received=int(match.group(2)))
-        # The packet sent just before SIGINT may still be in flight: allow that one only.
-        counts["lost"] = max(0, counts["sent"] - counts["received"] - 1)
+    return ping_flow(lab, src.name, dst, rate, size)

@@ -10,15 +10,13 @@ per line.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import subprocess
-import sys
-import tempfile
 import time
 from typing import Any
 
+from bench import common
 from bench.common import median, table, worker
 
 MAPPING = "10.123.0.0/16=250.0.0.0/8"
@@ -328,17 +326,5 @@ def _token() -> str:
     return secrets.token_hex(2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(work(json.load(sys.stdin))))
-        return
-    with tempfile.TemporaryDirectory():
-        run(args.quick)
-
-
 if __name__ == "__main__":
-    main()
+    common.main(run, work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import shutil
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import fan
-from tests.e2e.lab import Container, Lab, LabMachine, is_root
+from tests.e2e.lab import Container, Lab, LabMachine, is_root, ping_flow
 from tests.e2e.model import Model
 
 MAPPING = "10.123.0.0/16=250.0.0.0/8"
@@ -58,6 +59,13 @@ class FanLab:
 
     def containers(self) -> list[tuple[LabMachine, Container]]:
         return [(m, c) for m in self.lab.machines.values() for c in m.containers]
+
+
+def steady_ping(
+    lab: FanLab, src: Container, dst: Container
+) -> contextlib.AbstractContextManager[dict[str, int]]:
+    """A 100 packets/s flow from container `src` to `dst` around a change (see lab.ping_flow)."""
+    return ping_flow(lab.lab, src.name, str(dst.address.ip))
 
 
 def segment_of(machine: LabMachine, mapping: str = MAPPING) -> ipaddress.IPv4Network:

@@ -16,6 +16,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -200,6 +201,33 @@ class Lab:
 def lab(prefix: str | None = None) -> Iterator[Lab]:
     with Lab(prefix) as built:
         yield built
+
+
+@contextlib.contextmanager
+def ping_flow(
+    lab: Lab, src_ns: str, dst: str, rate: int = 100, size: int | None = None
+) -> Iterator[dict[str, int]]:
+    """A `rate` packets/s ping flow from `src_ns` to `dst` around the block; yields its counts.
+
+    It starts a second before the block and ends 1.5 s after, so it brackets the change.
+    With `size`, packets carry that payload with DF set. After the block the counts hold
+    sent, received and lost (the one packet that may be in flight at the end not counted).
+    """
+    sized = ["-M", "do", "-s", str(size)] if size is not None else []
+    proc = lab.background(src_ns, "ping", "-n", "-q", *sized, "-i", str(1 / rate), "-W", "1", dst)
+    time.sleep(1)
+    counts: dict[str, int] = {}
+    try:
+        yield counts
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGINT)  # ping prints its statistics on SIGINT
+        out, err = proc.communicate(timeout=10)
+        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        if match is None:
+            raise RuntimeError(f"ping gave no statistics: {out} {err}")
+        counts.update(sent=int(match.group(1)), received=int(match.group(2)))
+        counts["lost"] = max(0, counts["sent"] - counts["received"] - 1)
 
 
 def frag_creates(namespaces: Sequence[str]) -> int:

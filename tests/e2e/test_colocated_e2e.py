@@ -11,10 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import ADDRESSES, MAPPING, FanLab, segment_of
+from tests.e2e.conftest import ADDRESSES, MAPPING, FanLab, segment_of, steady_ping
 from tests.e2e.lab import Lab
 from tests.e2e.model import Model
-from tests.e2e.test_vxlan_e2e import steady_ping
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -532,16 +531,11 @@ def lxd_snapshot(daemon: Any) -> dict[str, Any]:
 def test_remove_leaves_every_machine_as_it_was_lxd_included():
     if shutil.which("lxd") is None:
         pytest.skip("needs Debian's lxd (bash .ci/setup installs it)")
-    from tests.lxd.lxd_harness import Daemon, teardown
+    from tests.lxd.lxd_harness import daemon_on
 
     with Lab() as lab:
         h1, h2 = lab.add_machine("h1", ADDRESSES["h1"]), lab.add_machine("h2", ADDRESSES["h2"])
-        lxd_dir = Path(tempfile.mkdtemp(prefix="fan-e2e-lxd."))
-        lxd_dir.chmod(0o755)  # LXD's dnsmasq drops privileges and must reach its files
-        daemon = Daemon(h1.ns, lxd_dir)
-        try:
-            daemon.start()
-            h1.env["LXD_DIR"] = str(lxd_dir)
+        with daemon_on(h1) as daemon:
             for machine in (h1, h2):
                 for directory in BASE_DIRS:  # what any machine has before the charm comes
                     (machine.root / directory).mkdir(parents=True)
@@ -574,5 +568,3 @@ def test_remove_leaves_every_machine_as_it_was_lxd_included():
                 for key, value in before[machine.name].items():
                     assert after[key] == value, f"{machine.name}: {key} differs after remove"
             assert lxd_snapshot(daemon) == lxd_before
-        finally:
-            teardown(daemon)  # deletes h1's namespace too; the lab tolerates that

@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import MAPPING, FanLab, segment_of
 from tests.e2e.lab import Lab, run
 from tests.e2e.model import Model
-from tests.lxd.lxd_harness import Daemon, teardown
+from tests.lxd.lxd_harness import Daemon, daemon_on
 
 UDHCPC_SCRIPT = """#!/bin/sh
 # Apply the lease udhcpc got, and keep what it said for the test.
@@ -39,15 +37,15 @@ def lxd_lab() -> Iterator[tuple[FanLab, Daemon]]:
     with Lab() as lab:
         h1 = lab.add_machine("h1", "10.123.1.10")
         lab.add_machine("h2", "10.123.2.20")
-        lxd_dir = Path(tempfile.mkdtemp(prefix="fan-e2e-lxd."))
-        lxd_dir.chmod(0o755)  # LXD's dnsmasq drops privileges and must reach its files
-        daemon = Daemon(h1.ns, lxd_dir)
-        try:
-            daemon.start()
-            h1.env["LXD_DIR"] = str(lxd_dir)
+        with daemon_on(h1) as daemon:
             yield FanLab(lab, Model(lab, {"fan-config": MAPPING})), daemon
-        finally:
-            teardown(daemon)  # deletes h1's namespace too; the lab tolerates that
+
+
+def assert_reaches(ns: str, address: str) -> None:
+    ping = run(
+        ["ip", "netns", "exec", ns, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", address], check=False
+    )
+    assert ping.returncode == 0, ping.stdout
 
 
 def assert_unchanged(logs: list[str]) -> None:
@@ -99,25 +97,7 @@ def test_lxd_carries_the_fan_and_gives_containers_addresses(lxd_lab):
     assert lease["ip"].startswith(str(segment_of(h1).network_address)[:-1]) and lease["ip"] != str(gateway)
     assert lease["router"] == str(gateway) and lease["mtu"] == "1450" and lease["mask"] == "24"
     (remote,) = fan_lab.add_containers(h2, count=1)
-    ping = run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            name,
-            "ping",
-            "-n",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            str(remote.address.ip),
-        ],
-        check=False,
-    )
-    assert ping.returncode == 0, ping.stdout
+    assert_reaches(name, str(remote.address.ip))
 
     # A hook with nothing changed makes no LXD change and no kernel change (the charm logs
     # every change it makes, LXD's included, as "applied ...").
@@ -127,25 +107,7 @@ def test_lxd_carries_the_fan_and_gives_containers_addresses(lxd_lab):
     # LXD restarts (a package upgrade, a crash): the fan keeps carrying, nothing to redo.
     daemon.kill(signal.SIGTERM)
     daemon.start()
-    ping = run(
-        [
-            "ip",
-            "netns",
-            "exec",
-            name,
-            "ping",
-            "-n",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            str(remote.address.ip),
-        ],
-        check=False,
-    )
-    assert ping.returncode == 0, ping.stdout
+    assert_reaches(name, str(remote.address.ip))
     fan_lab.model.update_status()
     assert unit.status[0] == "active"
     assert_unchanged(unit.logs)

@@ -10,10 +10,7 @@ test says otherwise.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.e2e.conftest import ADDRESSES, MAPPING, FanLab, segment_of
+from tests.e2e.conftest import ADDRESSES, MAPPING, FanLab, segment_of, steady_ping
 from tests.e2e.lab import Container, LabMachine, frag_creates
 from tests.e2e.model import REPO, Model
 
@@ -32,30 +29,6 @@ T = TypeVar("T")
 
 def ping(src: Container, dst: str, *args: str, count: int = 2) -> subprocess.CompletedProcess[str]:
     return src.exec("ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1", *args, dst, check=False)
-
-
-@contextlib.contextmanager
-def steady_ping(lab: FanLab, src: Container, dst: Container, rate: int = 100) -> Iterator[dict[str, int]]:
-    """A flow of `rate` packets/s from src to dst for the duration of the block; yields its counts.
-
-    The flow runs one second before and after the block, so it brackets the change.
-    """
-    proc = lab.lab.background(
-        src.name, "ping", "-n", "-q", "-i", str(1 / rate), "-W", "1", str(dst.address.ip)
-    )
-    time.sleep(1)
-    counts: dict[str, int] = {}
-    try:
-        yield counts
-        time.sleep(1.5)
-    finally:
-        proc.send_signal(signal.SIGINT)  # ping prints its statistics on SIGINT
-        out, _ = proc.communicate(timeout=10)
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-        assert match, out
-        counts.update(sent=int(match.group(1)), received=int(match.group(2)))
-        # The packet sent just before SIGINT may still be in flight: allow that one only.
-        counts["lost"] = max(0, counts["sent"] - counts["received"] - 1)
 
 
 def routes(machine: LabMachine) -> list[dict[str, object]]:

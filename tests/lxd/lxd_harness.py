@@ -16,7 +16,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,20 @@ def teardown(daemon: Daemon) -> None:
             break
         with contextlib.suppress(OSError):
             parent.rmdir()
+
+
+@contextlib.contextmanager
+def daemon_on(machine: Any) -> Iterator[Daemon]:
+    """LXD running in an e2e lab machine's namespace (a temporary LXD_DIR), found by its hooks.
+
+    Teardown deletes the machine's namespace with the daemon's; the lab tolerates that.
+    """
+    lxd_dir = Path(tempfile.mkdtemp(prefix="fan-e2e-lxd."))
+    lxd_dir.chmod(0o755)  # LXD's dnsmasq drops privileges and must reach its files
+    daemon = Daemon(machine.ns, lxd_dir)
+    try:
+        daemon.start()
+        machine.env["LXD_DIR"] = str(lxd_dir)
+        yield daemon
+    finally:
+        teardown(daemon)
