@@ -388,7 +388,15 @@ def fan_configs(draw: st.DrawFn) -> Case:
     for i, chunk in enumerate(raw):
         text += (separators[i - 1] if i else "") + chunk
     text += draw(st.sampled_from(["", "", "\n", " ", "\r\n", "\u3000"]))
-    verdict, expected, defects = judge(merged, undecided)
+    # Whitespace around `=` is lenient, so a chunk starting with `=` (or following one that
+    # ends with it) belongs to its neighbour's entry, whatever whitespace separates them.
+    entries_read: list[str] = []
+    for chunk in merged:
+        if entries_read and (chunk.startswith("=") or entries_read[-1].endswith("=")):
+            entries_read[-1] += chunk
+        else:
+            entries_read.append(chunk)
+    verdict, expected, defects = judge(entries_read, undecided)
     event(verdict)
     return Case(text, verdict, expected, defects)
 
@@ -529,6 +537,12 @@ def test_generated_configs_through_config_changed_block_and_change_nothing(
         ("172.16.0.0/16=250.0.0.0/8\u200b", "invalid CIDR address", "250.0.0.0/8\\u200b"),
         ("\ufeff172.16.0.0/16=250.0.0.0/8", "invalid CIDR address", "\\ufeff172.16.0.0/16"),
         ("172.16.0.0/16=250.0.0.0/8\x1b[31m", "invalid CIDR address", "250.0.0.0/8\\x1b[31m"),
+        # Whitespace around `=` (\x1c is whitespace to Python) joins the entries it separates.
+        (
+            "10.0.0.0/16=240.0.0.0/8\x1c=240.0.0.0/8,10.0.0.0/16",
+            "invalid FAN config entry",
+            "240.0.0.0/8=240.0.0.0/8,",
+        ),
         # Pasted garbage is cut short, and the example still comes through.
         ("172.16.0.0/16=" + "A" * 5000, "invalid CIDR address", "A" * 40),
     ],
