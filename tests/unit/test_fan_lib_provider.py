@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 
@@ -11,30 +10,13 @@ import pytest
 from charms.fan_networking.v0.fan import FanInfo, FanProvider, serialize_fans
 from ops import testing
 
-FAN_250 = FanInfo(
-    underlay=ipaddress.IPv4Network("10.0.0.0/16"),
-    overlay=ipaddress.IPv4Network("250.0.0.0/8"),
-    segment=ipaddress.IPv4Network("250.3.4.0/24"),
-    gateway=ipaddress.IPv4Address("250.3.4.1"),
-    bridge="fan-250",
-    mtu=1450,
-    dataplane="vxlan",
-)
-# Pinned: the exact value the provider must write for [FAN_250] (same bytes as the charm's
-# `json.dumps([fan_record(...)])` before this library, so upgrading wakes no requirer).
-VECTOR = (
-    '[{"underlay": "10.0.0.0/16", "overlay": "250.0.0.0/8", "segment": "250.3.4.0/24", '
-    '"gateway": "250.3.4.1", "bridge": "fan-250", "mtu": 1450, "dataplane": "vxlan"}]'
-)
-RECORD = {  # what charm.fan_record() returns for the same fan
-    "underlay": "10.0.0.0/16",
-    "overlay": "250.0.0.0/8",
-    "segment": "250.3.4.0/24",
-    "gateway": "250.3.4.1",
-    "bridge": "fan-250",
-    "mtu": 1450,
-    "dataplane": "vxlan",
-}
+from tests.unit.test_fan_lib import ENTRY, FAN_250, PROVIDER_VECTOR_V1
+
+# The pinned wire vectors live with the requirer's tests: one fan, as entry and as the
+# exact bytes the provider must write for [FAN_250] (a byte change would wake every
+# requirer after an upgrade).
+VECTOR = PROVIDER_VECTOR_V1
+RECORD = ENTRY
 
 META = {
     "name": "fan-provider",
