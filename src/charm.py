@@ -135,12 +135,13 @@ class FanNetworkingCharm(ops.CharmBase):
             # Bad input changes nothing: a running fan keeps running.
             return ops.BlockedStatus(f"invalid config: {readable(str(e))}; e.g. {self._example()}")
         self._publish_peer_data(owner_addresses=None)
-        if self.unit.is_leader():
-            self._publish_dataplane_choice(config)
+        peers = self._peers()  # parsed once: with thousands of peers it is a hook's biggest read
+        dataplane = self._dataplane(config, peers)
+        if self.unit.is_leader() and dataplane is not None:  # never None for the leader
+            self._publish_dataplane(dataplane)
         if not config.mappings:
             FanHost(self.machine).teardown()
             return ops.BlockedStatus(f"fan-config is empty: set it, e.g. {self._example()}")
-        dataplane = self._dataplane(config)
         if dataplane is None:
             return ops.WaitingStatus("waiting for the leader to choose the data plane")
         if dataplane == "ubuntu-fan" and not self.machine.fan_kernel:
@@ -148,7 +149,6 @@ class FanNetworkingCharm(ops.CharmBase):
                 "dataplane=ubuntu-fan needs a kernel with FAN support (no /proc/sys/net/fan): "
                 "set dataplane=vxlan or auto"
             )
-        peers = self._peers()
         try:
             fans = plan.build_plan(
                 config.mappings,
@@ -277,19 +277,19 @@ class FanNetworkingCharm(ops.CharmBase):
             return []
         return [plan.PeerInfo.from_databag(unit.name, relation.data[unit]) for unit in relation.units]
 
-    def _dataplane(self, config: CharmConfig) -> str | None:
-        """The data plane this unit follows: the configured one, or the leader's `auto` choice."""
+    def _dataplane(self, config: CharmConfig, peers: list[plan.PeerInfo]) -> str | None:
+        """The data plane this unit follows: the configured one, or `auto`'s choice.
+
+        The leader makes that choice here, from every unit's kernel; the others follow it.
+        """
         if config.dataplane != "auto":
             return config.dataplane
         if self.unit.is_leader():
-            return self._dataplane_choice(config)
+            kernels = [self.machine.fan_kernel] + [p.fan_kernel for p in peers]
+            return plan.choose_dataplane(config.dataplane, kernels, self._published_dataplane())
         if not self.machine.fan_kernel:
             return "vxlan"  # whatever the leader says, this kernel cannot carry classic FAN
         return self._published_dataplane()
-
-    def _dataplane_choice(self, config: CharmConfig) -> str:
-        kernels = [self.machine.fan_kernel] + [p.fan_kernel for p in self._peers()]
-        return plan.choose_dataplane(config.dataplane, kernels, self._published_dataplane())
 
     def _published_dataplane(self) -> str | None:
         relation = self.model.get_relation(PEERS)
@@ -318,10 +318,10 @@ class FanNetworkingCharm(ops.CharmBase):
             data["underlay-addresses"] = json.dumps(owner_addresses)
         _update(relation.data[self.unit], data)
 
-    def _publish_dataplane_choice(self, config: CharmConfig) -> None:
+    def _publish_dataplane(self, dataplane: str) -> None:
         relation = self.model.get_relation(PEERS)
         if relation is not None:
-            _update(relation.data[self.app], {"dataplane": json.dumps(self._dataplane_choice(config))})
+            _update(relation.data[self.app], {"dataplane": json.dumps(dataplane)})
 
     def _publish_fans(self, fans: list[plan.LocalFan], dataplane: str | None) -> None:
         self.fan_provider.publish([fan_info(f, dataplane or "") for f in fans])
